@@ -1,0 +1,23 @@
+"""Stage fetch@<dataset>: data/raw/<dataset>.npz from the web or from data.mirror."""
+
+from __future__ import annotations
+
+from stages.config import load_params
+from stages.datasets import IMAGE_SHAPES, download, read_mirror, save_arrays
+from stages.errors import PipelineError, run_stage
+from stages.paths import project_root, raw_data
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) != 1 or argv[0] not in IMAGE_SHAPES:
+        raise PipelineError(f"usage: python -m stages.fetch {{{','.join(IMAGE_SHAPES)}}}")
+    dataset = argv[0]
+    mirror = load_params().data.mirror
+    # a relative mirror is relative to the checkout, also inside `dvc exp run --temp`
+    arrays = read_mirror(project_root() / mirror, dataset) if mirror else download(dataset)
+    save_arrays(raw_data(dataset), arrays)
+    print(f"{dataset}: {len(arrays['x_train'])} train, {len(arrays['x_test'])} test samples")
+
+
+if __name__ == "__main__":
+    run_stage(main)

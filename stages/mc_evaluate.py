@@ -1,0 +1,70 @@
+"""Stage mc_evaluate@<exercise>: MC Dropout accuracy and predictive variance, seeded."""
+
+from __future__ import annotations
+
+import json
+
+from stages import tracking
+from stages.atomic import write_json, write_text
+from stages.config import MC_EXERCISES, exercise_arg, load_params
+from stages.datasets import load_arrays
+from stages.errors import PipelineError, run_stage
+from stages.paths import exercise_output, prepared_data
+
+
+def load_model(path):
+    import keras
+
+    if not path.is_file():
+        raise PipelineError(f"{path} is missing: it is made by the train stage; run `dvc repro`.")
+    try:
+        # safe_mode refuses models that would run arbitrary code (lambda layers) on load
+        return keras.models.load_model(path, safe_mode=True)
+    except Exception as exc:
+        raise PipelineError(
+            f"{path} is not a loadable Keras model ({type(exc).__name__}: {exc}). "
+            "Run `dvc repro` to retrain it."
+        ) from None
+
+
+def main(argv: list[str]) -> None:
+    name = exercise_arg(argv, "mc_evaluate", MC_EXERCISES)
+    params = load_params()
+    mc = getattr(params.exercises, name).mc
+    data = load_arrays(prepared_data(name), f"prepare@{name}")
+    run_id = json.loads(exercise_output(name, "run.json").read_text())["run_id"]
+    tracking.connect()
+
+    from stages.mc_dropout import mc_probabilities, summarize
+    from stages.plotting import save_figure, variance_histogram
+    from stages.seeding import set_seed
+
+    set_seed(params.seed)  # before loading: the dropout layers take their seeds from it
+    model = load_model(exercise_output(name, "model.keras"))
+    probabilities = mc_probabilities(model, data["x_test"], mc.passes, mc.batch_size)
+    summary = summarize(probabilities, data["y_test"])
+    metrics = {
+        "mc_accuracy": summary["mc_accuracy"],
+        "mean_predictive_variance": summary["mean_predictive_variance"],
+        "mc_passes": mc.passes,
+    }
+    variance = summary["per_sample_variance"]
+    figure = variance_histogram(
+        variance, f"{name}: predictive variance over {mc.passes} MC Dropout passes"
+    )
+    tracking.log_mc_evaluation(run_id, metrics, figure)
+
+    write_text(
+        exercise_output(name, "mc_variance.csv"),
+        "sample,variance\n" + "".join(f"{i},{v:.8f}\n" for i, v in enumerate(variance)),
+    )
+    save_figure(figure, exercise_output(name, "mc_variance.png"))
+    write_json(exercise_output(name, "mc_metrics.json"), metrics)
+    print(
+        f"{name}: MC accuracy {metrics['mc_accuracy']:.4f}, "
+        f"mean predictive variance {metrics['mean_predictive_variance']:.6f}"
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,85 @@
+"""One set of builders for the six exercises, driven entirely by params."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from stages.config import CnnModel, DenseModel, MobileNetV2Model, Optimizer
+from stages.datasets import NUM_CLASSES
+
+if TYPE_CHECKING:
+    import keras
+
+ModelSpec = DenseModel | CnnModel | MobileNetV2Model
+
+
+def build_model(spec: ModelSpec, input_shape: tuple[int, ...]) -> keras.Model:
+    """The exercise's network for inputs of `input_shape` (one image, channels last)."""
+    import keras
+
+    inputs = keras.Input(shape=input_shape, name="image")
+    if spec.kind == "dense":
+        x = keras.layers.Flatten()(inputs)
+        x = _hidden_dense(x, spec, spec.hidden_units)
+    elif spec.kind == "cnn":
+        x = inputs
+        for filters_of_block in spec.conv_blocks:
+            for filters in filters_of_block:
+                x = keras.layers.Conv2D(
+                    filters,
+                    spec.kernel_size,
+                    padding=spec.padding,
+                    activation=spec.activation,
+                    kernel_initializer=spec.initializer,
+                )(x)
+            x = keras.layers.MaxPooling2D(spec.pool_size)(x)
+        x = keras.layers.Flatten()(x)
+        x = _hidden_dense(x, spec, spec.dense_units)
+    else:
+        x = _frozen_mobilenet_v2(inputs, spec)
+        x = _hidden_dense(x, spec, spec.dense_units)
+    outputs = keras.layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name=spec.kind)
+
+
+def _hidden_dense(x, spec: ModelSpec, units: list[int]):
+    import keras
+
+    dropout_layer = (
+        keras.layers.AlphaDropout if spec.dropout_kind == "alpha" else keras.layers.Dropout
+    )
+    for n in units:
+        x = keras.layers.Dense(n, activation=spec.activation, kernel_initializer=spec.initializer)(
+            x
+        )
+        if spec.dropout > 0:
+            x = dropout_layer(spec.dropout)(x)
+    return x
+
+
+def _frozen_mobilenet_v2(inputs, spec: MobileNetV2Model):
+    import keras
+
+    size = spec.input_size
+    x = keras.layers.Resizing(size, size, interpolation="bilinear")(inputs)
+    if spec.pixel_scaling == "imagenet":
+        # what mobilenet_v2.preprocess_input does to [0, 255] pixels, applied to [0, 1] ones
+        x = keras.layers.Rescaling(2.0, offset=-1.0)(x)
+    base = keras.applications.MobileNetV2(
+        input_shape=(size, size, 3), include_top=False, weights=spec.weights, alpha=spec.alpha
+    )
+    base.trainable = False
+    # training=False keeps BatchNormalization in inference mode even while the head trains
+    x = base(x, training=False)
+    return keras.layers.GlobalAveragePooling2D()(x)
+
+
+def build_optimizer(spec: Optimizer) -> keras.optimizers.Optimizer:
+    import keras
+
+    if spec.name == "sgd":
+        return keras.optimizers.SGD(spec.learning_rate, momentum=spec.momentum)
+    if spec.name == "rmsprop":
+        return keras.optimizers.RMSprop(spec.learning_rate, momentum=spec.momentum)
+    optimizer = {"adam": keras.optimizers.Adam, "nadam": keras.optimizers.Nadam}[spec.name]
+    return optimizer(spec.learning_rate)

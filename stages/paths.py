@@ -1,0 +1,36 @@
+"""Where each stage reads and writes; dvc.yaml wires the same paths."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def project_root() -> Path:
+    """The user's checkout, also from inside `dvc exp run --temp` / `--queue` copies.
+
+    Those run in <repo>/.dvc/tmp/exps/<tmp>/; their runs and mirror paths belong to the
+    user's checkout.
+    """
+    root = Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
+    parts = root.parts
+    for i in range(len(parts) - 2):
+        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i])
+    return root
+
+
+def raw_data(dataset: str) -> Path:
+    return Path("data/raw") / f"{dataset}.npz"
+
+
+def prepared_data(exercise: str) -> Path:
+    return Path("data/prepared") / f"{exercise}.npz"
+
+
+def exercise_output(exercise: str, name: str) -> Path:
+    """outputs/<exercise>/<name>: model.keras, metrics.json, history.csv, run.json, ..."""
+    return Path("outputs") / exercise / name
+
+
+REPORTS = Path("reports")

@@ -1,0 +1,19 @@
+"""Stage prepare@<exercise>: the exercise's slices, scaled to [0, 1] float32."""
+
+from __future__ import annotations
+
+from stages.config import exercise_arg, load_params
+from stages.datasets import load_arrays, prepare, save_arrays
+from stages.errors import run_stage
+from stages.paths import prepared_data, raw_data
+
+
+def main(argv: list[str]) -> None:
+    name = exercise_arg(argv, "prepare")
+    ex = getattr(load_params().exercises, name)
+    raw = load_arrays(raw_data(ex.dataset), f"fetch@{ex.dataset}")
+    save_arrays(prepared_data(name), prepare(raw, ex.n_train, ex.n_test, ex.dataset))
+
+
+if __name__ == "__main__":
+    run_stage(main)

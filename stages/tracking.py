@@ -1,0 +1,110 @@
+"""MLflow: where runs go, and opening one run per exercise."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+from stages.errors import PipelineError
+from stages.paths import project_root
+
+EXPERIMENT = "keras-exercises"
+STORE_DIR = "mlruns"
+
+
+def default_store() -> tuple[str, str]:
+    """(tracking URI, artifact location) of the local store under mlruns/, absolute."""
+    store = project_root() / STORE_DIR
+    store.mkdir(exist_ok=True)
+    return f"sqlite:///{store / 'mlflow.db'}", (store / "artifacts").as_uri()
+
+
+def connect() -> str:
+    """Point MLflow at the store and make sure it answers; return the experiment id.
+
+    Runs before any training so an unreachable server costs seconds, not a training run.
+    """
+    import mlflow
+
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    artifact_location = None
+    if not uri:
+        uri, artifact_location = default_store()
+    if uri.startswith(("http://", "https://")):
+        # MLflow's default is minutes of retries; a dead server should fail in seconds
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    mlflow.set_tracking_uri(uri)
+    try:
+        experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+        if experiment is not None:
+            return experiment.experiment_id
+        return mlflow.create_experiment(EXPERIMENT, artifact_location=artifact_location)
+    except Exception as exc:
+        raise PipelineError(
+            f"cannot use the MLflow tracking store at {uri} ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}). Start the server it names, fix "
+            "MLFLOW_TRACKING_URI, or unset it to use the local store under mlruns/."
+        ) from None
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.stdout.strip()
+
+
+def run_tags(stage: str) -> dict[str, str]:
+    tags = {"dvc_stage": stage, "git_commit": git_commit() or "unknown"}
+    if os.environ.get("DVC_EXP_NAME"):
+        tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
+    return tags
+
+
+def log_training(params, exercise: str, result, metrics: dict, figure, example) -> None:
+    """Log params, per-epoch curves, test metrics, the figure and the model to the active run."""
+    import keras
+    import mlflow
+    import tensorflow as tf
+    from mlflow.entities import Metric
+
+    from stages.config import flatten
+
+    ex = getattr(params.exercises, exercise)
+    logged = {"seed": params.seed, "data.mirror": params.data.mirror, **flatten(ex.model_dump())}
+    mlflow.log_params(logged)
+    client = mlflow.MlflowClient()
+    run_id = mlflow.active_run().info.run_id
+    now = int(time.time() * 1000)
+    curves = [
+        Metric(key, value, now, epoch)
+        for key, values in result.history.items()
+        for epoch, value in enumerate(values, start=1)
+    ]
+    # log_batch takes at most 1000 metrics per call
+    for i in range(0, len(curves), 1000):
+        client.log_batch(run_id, metrics=curves[i : i + 1000])
+    mlflow.log_metrics(metrics)
+    mlflow.log_figure(figure, "evaluation.png")
+    signature = mlflow.models.infer_signature(example, result.model.predict(example, verbose=0))
+    mlflow.keras.log_model(
+        result.model,
+        name="model",
+        signature=signature,
+        # listing them skips MLflow's slow requirement inference (a subprocess per model)
+        pip_requirements=[f"tensorflow-cpu=={tf.__version__}", f"keras=={keras.__version__}"],
+    )
+
+
+def log_mc_evaluation(run_id: str, metrics: dict, figure) -> None:
+    """Add the MC Dropout results to the exercise's training run."""
+    import mlflow
+
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_metrics(metrics)
+        mlflow.log_figure(figure, "mc_variance.png")

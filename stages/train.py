@@ -1,0 +1,79 @@
+"""Stage train@<exercise>: fit the exercise's model, evaluate it, log one MLflow run."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from stages import tracking
+from stages.atomic import atomic_path, write_json, write_text
+from stages.config import exercise_arg, load_params
+from stages.datasets import load_arrays
+from stages.errors import run_stage
+from stages.paths import exercise_output, prepared_data
+
+
+def history_csv(history: dict[str, list[float]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    keys = sorted(history)
+    writer.writerow(["epoch", *keys])
+    for epoch, row in enumerate(zip(*(history[k] for k in keys), strict=True), start=1):
+        writer.writerow([epoch, *row])
+    return out.getvalue()
+
+
+def predictions_csv(actual, predicted) -> str:
+    return "actual,predicted\n" + "".join(
+        f"{a},{p}\n" for a, p in zip(actual, predicted, strict=True)
+    )
+
+
+def main(argv: list[str]) -> None:
+    name = exercise_arg(argv, "train")
+    params = load_params()
+    ex = getattr(params.exercises, name)
+    data = load_arrays(prepared_data(name), f"prepare@{name}")
+    experiment_id = tracking.connect()
+
+    import mlflow
+    from sklearn.metrics import confusion_matrix
+
+    from stages.plotting import evaluation_figure, save_figure
+    from stages.seeding import set_seed
+    from stages.training import train_exercise
+
+    set_seed(params.seed)
+    with mlflow.start_run(
+        experiment_id=experiment_id, run_name=name, tags=tracking.run_tags(f"train@{name}")
+    ) as run:
+        result = train_exercise(ex, data)
+        predicted = result.test_probabilities.argmax(axis=1)
+        confusion = confusion_matrix(data["y_test"], predicted, labels=range(10))
+        figure = evaluation_figure(
+            confusion, result.history, f"{name}: test accuracy {result.test_accuracy:.3f}"
+        )
+        metrics = {
+            "test_accuracy": result.test_accuracy,
+            "test_loss": result.test_loss,
+            "epochs_run": len(result.history["loss"]),
+            "best_epoch": result.best_epoch,
+        }
+        tracking.log_training(params, name, result, metrics, figure, data["x_test"][:4])
+
+    # Outputs last: a failure above leaves the previous results in place.
+    with atomic_path(exercise_output(name, "model.keras")) as tmp:
+        result.model.save(tmp)
+    write_text(exercise_output(name, "history.csv"), history_csv(result.history))
+    write_text(exercise_output(name, "predictions.csv"), predictions_csv(data["y_test"], predicted))
+    save_figure(figure, exercise_output(name, "evaluation.png"))
+    write_json(exercise_output(name, "metrics.json"), metrics)
+    write_json(
+        exercise_output(name, "run.json"),
+        {"run_id": run.info.run_id, "experiment_id": experiment_id},
+    )
+    print(f"{name}: test accuracy {result.test_accuracy:.4f}, MLflow run {run.info.run_id}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,85 @@
+"""Fit a compiled model as an exercise's params say, and evaluate it on the test slice."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+from stages.config import Exercise
+from stages.models import build_model, build_optimizer
+
+
+@dataclass
+class TrainResult:
+    model: keras.Model
+    history: dict[str, list[float]]  # per epoch: loss, accuracy, val_* or test curve
+    best_epoch: int  # 1-based epoch whose weights the model holds
+    test_loss: float
+    test_accuracy: float
+    test_probabilities: np.ndarray
+
+
+def train_exercise(ex: Exercise, data: dict[str, np.ndarray]) -> TrainResult:
+    """Build, fit and evaluate; the caller has seeded the process."""
+    x_train, y_train, x_test, y_test = (data[k] for k in ("x_train", "y_train", "x_test", "y_test"))
+    model = build_model(ex.model, x_train.shape[1:])
+    model.compile(
+        optimizer=build_optimizer(ex.optimizer),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    training = ex.training
+    callbacks: list[keras.callbacks.Callback] = []
+    stopper = None
+    if training.early_stopping:
+        stopper = keras.callbacks.EarlyStopping(
+            monitor=training.early_stopping.monitor,
+            patience=training.early_stopping.patience,
+            restore_best_weights=training.early_stopping.restore_best_weights,
+        )
+        callbacks.append(stopper)
+    has_validation = training.validation_split > 0 or training.validate_on_test
+    test_curve = None
+    if not has_validation:
+        # Without validation data the curves show the test loss per epoch. It is only
+        # recorded: no stopping or choice of weights is made on it, so the test set stays out.
+        test_curve = TestCurve(x_test, y_test)
+        callbacks.append(test_curve)
+    fit = model.fit(
+        x_train,
+        y_train,
+        epochs=training.epochs,
+        batch_size=training.batch_size,
+        validation_split=training.validation_split,
+        validation_data=(x_test, y_test) if training.validate_on_test else None,
+        callbacks=callbacks,
+        verbose=2,
+    )
+    history = {k: [float(v) for v in values] for k, values in fit.history.items()}
+    if test_curve:
+        history |= test_curve.history
+    epochs_run = len(history["loss"])
+    best_epoch = epochs_run
+    if stopper is not None and stopper.restore_best_weights and stopper.best_weights is not None:
+        best_epoch = stopper.best_epoch + 1
+    test_loss, _ = model.evaluate(x_test, y_test, batch_size=256, verbose=0)
+    probabilities = model.predict(x_test, batch_size=256, verbose=0)
+    # from the predictions, so it is an exact fraction rather than Keras's float32 running mean
+    test_accuracy = float((probabilities.argmax(axis=1) == y_test).mean())
+    return TrainResult(model, history, best_epoch, float(test_loss), test_accuracy, probabilities)
+
+
+class TestCurve(keras.callbacks.Callback):
+    """Record the test loss and accuracy at each epoch's end, for the curves only."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray):
+        super().__init__()
+        self.x, self.y = x, y
+        self.history: dict[str, list[float]] = {"epoch_test_loss": [], "epoch_test_accuracy": []}
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        loss, accuracy = self.model.evaluate(self.x, self.y, batch_size=256, verbose=0)
+        self.history["epoch_test_loss"].append(float(loss))
+        self.history["epoch_test_accuracy"].append(float(accuracy))
