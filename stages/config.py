@@ -277,9 +277,10 @@ def _message(err: dict) -> str:
         return "required key is missing"
     if kind == "union_tag_invalid":
         return f"must be one of {err['ctx']['expected_tags']}, got {err['ctx']['tag']!r}"
+    msg = f"{msg[0].lower()}{msg[1:]}"
     if isinstance(err.get("input"), dict | list):
         return msg
-    return f"{msg[0].lower()}{msg[1:]}, got {err['input']!r}"
+    return f"{msg}, got {err['input']!r}"
 
 
 def exercise_arg(argv: list[str], stage: str, allowed: tuple[str, ...] = EXERCISES) -> str:

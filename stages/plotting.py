@@ -18,7 +18,9 @@ def _pyplot():
     return plt
 
 
-def evaluation_figure(confusion: np.ndarray, history: dict[str, list[float]], title: str):
+def evaluation_figure(
+    confusion: np.ndarray, history: dict[str, list[float]], best_epoch: int, title: str
+):
     """Confusion matrix (annotated counts) beside the loss curves per epoch."""
     from sklearn.metrics import ConfusionMatrixDisplay
 
@@ -36,6 +38,8 @@ def evaluation_figure(confusion: np.ndarray, history: dict[str, list[float]], ti
     ):
         if key in history:
             ax_loss.plot(epochs, history[key], marker="o", label=label)
+    if best_epoch < len(epochs):
+        ax_loss.axvline(best_epoch, color="grey", linestyle=":", label="weights kept (early stop)")
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("loss")
     ax_loss.set_title("Loss per epoch")

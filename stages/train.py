@@ -51,7 +51,10 @@ def main(argv: list[str]) -> None:
         predicted = result.test_probabilities.argmax(axis=1)
         confusion = confusion_matrix(data["y_test"], predicted, labels=range(10))
         figure = evaluation_figure(
-            confusion, result.history, f"{name}: test accuracy {result.test_accuracy:.3f}"
+            confusion,
+            result.history,
+            result.best_epoch,
+            f"{name}: test accuracy {result.test_accuracy:.3f}",
         )
         metrics = {
             "test_accuracy": result.test_accuracy,

@@ -1,0 +1,89 @@
+"""The real pipeline, end to end: `dvc repro` in a fresh git repo on shrunk params."""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from stages.report import QUESTIONS
+from tests.conftest import write_params
+
+pytestmark = pytest.mark.slow
+
+
+def dvc(project: Path, *args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    done = subprocess.run(
+        ["dvc", *args], cwd=project, env=env, capture_output=True, text=True, timeout=1200
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def snapshot(project: Path) -> dict[str, bytes]:
+    names = ["reports/answers.json"] + [
+        f"outputs/{ex}/{name}"
+        for ex in ("ex1", "ex2", "ex3", "ex4", "ex5", "ex6")
+        for name in ("metrics.json", "history.csv", "predictions.csv")
+    ]
+    names += ["outputs/ex3/mc_metrics.json", "outputs/ex6/mc_metrics.json"]
+    return {name: (project / name).read_bytes() for name in names}
+
+
+def test_repro_answers_every_question_logs_six_runs_and_caches(project, small_params):
+    dvc(project, "repro")
+
+    answers = json.loads((project / "reports/answers.json").read_text())
+    assert sorted(answers) == sorted(q.id for q in QUESTIONS)
+    assert all(0.0 <= value <= 1.0 for value in answers.values())
+    assert answers["Q6.3"] == round(answers["Q6.3"], 3)
+    markdown = (project / "reports/answers.md").read_text()
+    assert "weights: null instead of ImageNet's" in markdown
+    assert "n_train = 40 (the exercise asks 5000)" in markdown
+    html = (project / "reports/report.html").read_text()
+    assert html.count("data:image/png;base64,") == 8  # six evaluations, two MC histograms
+
+    client = mlflow.MlflowClient(f"sqlite:///{project / 'mlruns/mlflow.db'}")
+    experiment = client.get_experiment_by_name("keras-exercises")
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(run.info.run_name for run in runs) == ["ex1", "ex2", "ex3", "ex4", "ex5", "ex6"]
+    for run in runs:
+        name = run.info.run_name
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["dvc_stage"] == f"train@{name}"
+        assert len(run.data.tags["git_commit"]) == 40
+        assert run.data.params["optimizer.learning_rate"] == str(
+            small_params["exercises"][name]["optimizer"]["learning_rate"]
+        )
+        assert 0 <= run.data.metrics["test_accuracy"] <= 1
+        assert len(client.get_metric_history(run.info.run_id, "loss")) == 2
+        run_file = json.loads((project / f"outputs/{name}/run.json").read_text())
+        assert run_file["run_id"] == run.info.run_id
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert "evaluation.png" in artifacts
+        if name in ("ex3", "ex6"):
+            assert "mc_variance.png" in artifacts
+            assert "mean_predictive_variance" in run.data.metrics
+    models = mlflow.search_logged_models(
+        experiment_ids=[experiment.experiment_id], output_format="list"
+    )
+    assert sorted(m.source_run_id for m in models) == sorted(r.info.run_id for r in runs)
+    assert all(m.model_type is None or m.name == "model" for m in models)
+
+    assert "Data and pipelines are up to date." in dvc(project, "repro")
+
+    # a change under exercises.ex2 touches only exercise 2's training and the report
+    small_params["exercises"]["ex2"]["optimizer"]["learning_rate"] = 0.01
+    write_params(project, small_params)
+    assert set(json.loads(dvc(project, "status", "--json"))) == {"train@ex2", "report"}
+
+
+def test_forced_rerun_repeats_answers_and_metrics_byte_for_byte(project):
+    dvc(project, "repro")
+    first = snapshot(project)
+    dvc(project, "repro", "--force")
+    second = snapshot(project)
+    assert first == second
