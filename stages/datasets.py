@@ -12,6 +12,8 @@ from stages.errors import PipelineError
 
 IMAGE_SHAPES = {"mnist": (28, 28), "cifar10": (32, 32, 3), "svhn_cropped": (32, 32, 3)}
 KEYS = ("x_train", "y_train", "x_test", "y_test")
+# optional string array in a mirror file saying what it is ("synthetic stand-in ...")
+DESCRIPTION = "description"
 NUM_CLASSES = 10
 Arrays = dict[str, np.ndarray]
 
@@ -63,6 +65,8 @@ def read_mirror(mirror: str | Path, dataset: str) -> Arrays:
                     f"{', '.join(KEYS)}. Rebuild the file with those names."
                 )
             arrays = {k: npz[k] for k in KEYS}
+            if DESCRIPTION in npz.files:
+                arrays[DESCRIPTION] = npz[DESCRIPTION]
     except PipelineError:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
@@ -90,7 +94,19 @@ def check_arrays(arrays: Arrays, dataset: str, source: str) -> Arrays:
             problem = f"y_{split} must hold class ids 0-9, got {y.min()}..{y.max()}"
         if problem:
             raise PipelineError(f"{source} is malformed for {dataset}: {problem}.")
-    return {k: v.astype(np.uint8) if k[0] == "y" else v for k, v in arrays.items()}
+    return {k: v.astype(np.uint8) if k in ("y_train", "y_test") else v for k, v in arrays.items()}
+
+
+def provenance(arrays: Arrays, source: str) -> dict:
+    """What a raw data file holds and where it came from, for the report."""
+    description = str(arrays[DESCRIPTION]) if DESCRIPTION in arrays else None
+    return {
+        "source": source,
+        "train_samples": len(arrays["x_train"]),
+        "test_samples": len(arrays["x_test"]),
+        "synthetic": bool(description and description.startswith("synthetic")),
+        "description": description,
+    }
 
 
 def save_arrays(path: str | Path, arrays: Arrays) -> None:

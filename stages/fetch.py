@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from stages.atomic import write_json
 from stages.config import load_params
-from stages.datasets import IMAGE_SHAPES, download, read_mirror, save_arrays
+from stages.datasets import IMAGE_SHAPES, download, provenance, read_mirror, save_arrays
 from stages.errors import PipelineError, run_stage
-from stages.paths import project_root, raw_data
+from stages.paths import project_root, raw_data, raw_provenance
 
 
 def main(argv: list[str]) -> None:
@@ -14,8 +15,13 @@ def main(argv: list[str]) -> None:
     dataset = argv[0]
     mirror = load_params().data.mirror
     # a relative mirror is relative to the checkout, also inside `dvc exp run --temp`
-    arrays = read_mirror(project_root() / mirror, dataset) if mirror else download(dataset)
+    if mirror:
+        arrays = read_mirror(project_root() / mirror, dataset)
+        source = f"mirror {mirror}"
+    else:
+        arrays, source = download(dataset), "download"
     save_arrays(raw_data(dataset), arrays)
+    write_json(raw_provenance(dataset), provenance(arrays, source))
     print(f"{dataset}: {len(arrays['x_train'])} train, {len(arrays['x_test'])} test samples")
 
 

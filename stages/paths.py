@@ -24,6 +24,10 @@ def raw_data(dataset: str) -> Path:
     return Path("data/raw") / f"{dataset}.npz"
 
 
+def raw_provenance(dataset: str) -> Path:
+    return Path("data/raw") / f"{dataset}.json"
+
+
 def prepared_data(exercise: str) -> Path:
     return Path("data/prepared") / f"{exercise}.npz"
 

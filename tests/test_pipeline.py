@@ -7,6 +7,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+import yaml
 
 from stages.report import QUESTIONS
 from tests.conftest import write_params
@@ -43,6 +44,7 @@ def test_repro_answers_every_question_logs_six_runs_and_caches(project, small_pa
     markdown = (project / "reports/answers.md").read_text()
     assert "weights: null instead of ImageNet's" in markdown
     assert "n_train = 40 (the exercise asks 5000)" in markdown
+    assert "svhn_cropped is a synthetic stand-in for svhn_cropped" in markdown
     html = (project / "reports/report.html").read_text()
     assert html.count("data:image/png;base64,") == 8  # six evaluations, two MC histograms
 
@@ -67,11 +69,15 @@ def test_repro_answers_every_question_logs_six_runs_and_caches(project, small_pa
         if name in ("ex3", "ex6"):
             assert "mc_variance.png" in artifacts
             assert "mean_predictive_variance" in run.data.metrics
-    models = mlflow.search_logged_models(
-        experiment_ids=[experiment.experiment_id], output_format="list"
-    )
+    models = client.search_logged_models(experiment_ids=[experiment.experiment_id])
     assert sorted(m.source_run_id for m in models) == sorted(r.info.run_id for r in runs)
-    assert all(m.model_type is None or m.name == "model" for m in models)
+    assert {m.name for m in models} == {"model"}
+    for model in models:
+        mlmodel = yaml.safe_load(
+            (Path(model.artifact_location.removeprefix("file://")) / "MLmodel").read_text()
+        )
+        assert "keras" in mlmodel["flavors"]
+        assert "inputs" in mlmodel["signature"] and "outputs" in mlmodel["signature"]
 
     assert "Data and pipelines are up to date." in dvc(project, "repro")
 
