@@ -15,6 +15,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from stages.errors import PipelineError
+from stages.paths import from_project
 
 PARAMS_FILE = Path("params.yaml")
 EXERCISES = ("ex1", "ex2", "ex3", "ex4", "ex5", "ex6")
@@ -64,29 +65,30 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-class DenseModel(Section):
-    kind: Literal["dense"]
-    hidden_units: Layers
+class LayerSettings(Section):
+    """What every builder's dense (and convolutional) layers share."""
+
     activation: Activation
     initializer: Initializer
-    dropout: Rate
+    dropout: Rate  # after each hidden dense layer; 0 for none
     dropout_kind: Literal["standard", "alpha"]
 
 
-class CnnModel(Section):
+class DenseModel(LayerSettings):
+    kind: Literal["dense"]
+    hidden_units: Layers
+
+
+class CnnModel(LayerSettings):
     kind: Literal["cnn"]
     conv_blocks: Annotated[list[Layers], Field(min_length=1)]
     kernel_size: PositiveInt
     pool_size: PositiveInt
     padding: Literal["valid", "same"]
-    activation: Activation
-    initializer: Initializer
     dense_units: Layers
-    dropout: Rate
-    dropout_kind: Literal["standard", "alpha"]
 
 
-class MobileNetV2Model(Section):
+class MobileNetV2Model(LayerSettings):
     kind: Literal["mobilenet_v2"]
     input_size: Annotated[int, AfterValidator(_at_least(32))]
     alpha: Literal[0.35, 0.5, 0.75, 1.0, 1.3, 1.4]
@@ -95,14 +97,10 @@ class MobileNetV2Model(Section):
     )
     pixel_scaling: Literal["unit", "imagenet"]
     dense_units: Layers
-    activation: Activation
-    initializer: Initializer
-    dropout: Rate
-    dropout_kind: Literal["standard", "alpha"]
 
     @model_validator(mode="after")
     def _weights_exist(self) -> MobileNetV2Model:
-        if self.weights not in (None, "imagenet") and not Path(self.weights).is_file():
+        if self.weights not in (None, "imagenet") and not from_project(self.weights).is_file():
             raise ValueError(
                 f"weights: no such file {self.weights!r}; use null, 'imagenet' or the path of "
                 "a local MobileNetV2 no-top .h5 weights file"

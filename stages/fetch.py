@@ -6,7 +6,7 @@ from stages.atomic import write_json
 from stages.config import load_params
 from stages.datasets import IMAGE_SHAPES, download, provenance, read_mirror, save_arrays
 from stages.errors import PipelineError, run_stage
-from stages.paths import project_root, raw_data, raw_provenance
+from stages.paths import from_project, raw_data, raw_provenance
 
 
 def main(argv: list[str]) -> None:
@@ -14,9 +14,8 @@ def main(argv: list[str]) -> None:
         raise PipelineError(f"usage: python -m stages.fetch {{{','.join(IMAGE_SHAPES)}}}")
     dataset = argv[0]
     mirror = load_params().data.mirror
-    # a relative mirror is relative to the checkout, also inside `dvc exp run --temp`
     if mirror:
-        arrays = read_mirror(project_root() / mirror, dataset)
+        arrays = read_mirror(from_project(mirror), dataset)
         source = f"mirror {mirror}"
     else:
         arrays, source = download(dataset), "download"

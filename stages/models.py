@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from stages.config import CnnModel, DenseModel, MobileNetV2Model, Optimizer
 from stages.datasets import NUM_CLASSES
+from stages.paths import from_project
 
 if TYPE_CHECKING:
     import keras
@@ -65,8 +66,11 @@ def _frozen_mobilenet_v2(inputs, spec: MobileNetV2Model):
     if spec.pixel_scaling == "imagenet":
         # what mobilenet_v2.preprocess_input does to [0, 255] pixels, applied to [0, 1] ones
         x = keras.layers.Rescaling(2.0, offset=-1.0)(x)
+    weights = spec.weights
+    if weights not in (None, "imagenet"):
+        weights = str(from_project(weights))
     base = keras.applications.MobileNetV2(
-        input_shape=(size, size, 3), include_top=False, weights=spec.weights, alpha=spec.alpha
+        input_shape=(size, size, 3), include_top=False, weights=weights, alpha=spec.alpha
     )
     base.trainable = False
     # training=False keeps BatchNormalization in inference mode even while the head trains

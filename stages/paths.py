@@ -20,6 +20,11 @@ def project_root() -> Path:
     return root
 
 
+def from_project(path: str | Path) -> Path:
+    """A user-given path (mirror, weights file): relative ones start at the project root."""
+    return project_root() / path
+
+
 def raw_data(dataset: str) -> Path:
     return Path("data/raw") / f"{dataset}.npz"
 
