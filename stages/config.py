@@ -183,8 +183,17 @@ class Exercises(Section):
         return self
 
 
+def _http_url(value: str | None) -> str | None:
+    if value is not None and not value.startswith(("http://", "https://")):
+        raise ValueError(f"must be null or an http(s):// URL, got {value!r}")
+    return value
+
+
 class Data(Section):
     mirror: str | None
+    download_url: Annotated[str | None, AfterValidator(_http_url)]
+    timeout_seconds: PositiveFloat
+    attempts: PositiveInt
 
 
 class Params(Section):

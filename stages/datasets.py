@@ -18,35 +18,13 @@ NUM_CLASSES = 10
 Arrays = dict[str, np.ndarray]
 
 
-def download(dataset: str) -> Arrays:
-    """The standard loaders, in the order they return samples (what "first N" refers to)."""
-    try:
-        if dataset == "svhn_cropped":
-            import tensorflow_datasets as tfds
+def download(dataset: str, base_url: str | None, timeout: float, attempts: int) -> Arrays:
+    """The standard loaders' samples, in their order (what "first N" refers to)."""
+    from stages import downloads
 
-            train, test = tfds.as_numpy(
-                tfds.load(dataset, split=["train", "test"], batch_size=-1, as_supervised=True)
-            )
-            (x_train, y_train), (x_test, y_test) = train, test
-        else:
-            import keras
-
-            loader = getattr(keras.datasets, dataset)
-            (x_train, y_train), (x_test, y_test) = loader.load_data()
-    except Exception as exc:  # network, disk and format errors all end the same way
-        raise PipelineError(
-            f"could not download {dataset}: {type(exc).__name__}: {exc}. Without internet, "
-            f"put {dataset}.npz (uint8 arrays {', '.join(KEYS)}) in a directory and set "
-            "data.mirror in params.yaml to that directory."
-        ) from exc
+    x_train, y_train, x_test, y_test = downloads.download(dataset, base_url, timeout, attempts)
     arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
-    # Keras returns CIFAR-10 labels as (N, 1); every file here holds them as (N,)
-    arrays = {k: np.asarray(v, dtype=np.uint8) for k, v in arrays.items()}
-    return check_arrays(
-        {k: (v.reshape(-1) if k[0] == "y" else v) for k, v in arrays.items()},
-        dataset,
-        f"the {dataset} download",
-    )
+    return check_arrays(arrays, dataset, f"the {dataset} download")
 
 
 def read_mirror(mirror: str | Path, dataset: str) -> Arrays:

@@ -13,12 +13,14 @@ def main(argv: list[str]) -> None:
     if len(argv) != 1 or argv[0] not in IMAGE_SHAPES:
         raise PipelineError(f"usage: python -m stages.fetch {{{','.join(IMAGE_SHAPES)}}}")
     dataset = argv[0]
-    mirror = load_params().data.mirror
+    data = load_params().data
+    mirror = data.mirror
     if mirror:
         arrays = read_mirror(from_project(mirror), dataset)
         source = f"mirror {mirror}"
     else:
-        arrays, source = download(dataset), "download"
+        arrays = download(dataset, data.download_url, data.timeout_seconds, data.attempts)
+        source = f"download from {data.download_url or 'the official origins'}"
     save_arrays(raw_data(dataset), arrays)
     write_json(raw_provenance(dataset), provenance(arrays, source))
     print(f"{dataset}: {len(arrays['x_train'])} train, {len(arrays['x_test'])} test samples")

@@ -29,8 +29,8 @@ def synthetic_dataset(dataset: str, n_train: int, n_test: int, seed: int = 0) ->
     arrays = {}
     for split, n in (("train", n_train), ("test", n_test)):
         labels = rng.integers(0, NUM_CLASSES, size=n)
-        noise = rng.normal(0, 90, size=(n, *shape))
-        images = np.clip(128 + 12 * patterns[labels] + noise, 0, 255).astype(np.uint8)
+        noise = rng.normal(0, 80, size=(n, *shape))
+        images = np.clip(128 + 25 * patterns[labels] + noise, 0, 255).astype(np.uint8)
         arrays[f"x_{split}"], arrays[f"y_{split}"] = images, labels.astype(np.uint8)
     arrays = {k: arrays[k] for k in KEYS}
     arrays[DESCRIPTION] = np.array(f"synthetic stand-in for {dataset} made by tools.make_mirror")
