@@ -6,6 +6,8 @@ import os
 import subprocess
 import time
 
+from filelock import FileLock
+
 from stages.errors import PipelineError
 from stages.paths import project_root
 
@@ -14,10 +16,14 @@ STORE_DIR = "mlruns"
 
 
 def default_store() -> tuple[str, str]:
-    """(tracking URI, artifact location) of the local store under mlruns/, absolute."""
+    """(tracking URI, artifact location) of the local store under mlruns/, absolute.
+
+    timeout: parallel experiments (`dvc queue start --jobs 2`) write to one SQLite file;
+    a writer waits up to a minute for the lock instead of failing with "database is locked".
+    """
     store = project_root() / STORE_DIR
     store.mkdir(exist_ok=True)
-    return f"sqlite:///{store / 'mlflow.db'}", (store / "artifacts").as_uri()
+    return f"sqlite:///{store / 'mlflow.db'}?timeout=60", (store / "artifacts").as_uri()
 
 
 def connect() -> str:
@@ -37,16 +43,27 @@ def connect() -> str:
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     mlflow.set_tracking_uri(uri)
     try:
-        experiment = mlflow.get_experiment_by_name(EXPERIMENT)
-        if experiment is not None:
-            return experiment.experiment_id
-        return mlflow.create_experiment(EXPERIMENT, artifact_location=artifact_location)
+        if artifact_location is None:
+            return _get_or_create_experiment(None)
+        # Creating the database and the experiment is not safe to race: parallel stages
+        # take turns through a lock file beside the store.
+        with FileLock(project_root() / STORE_DIR / ".lock", timeout=120):
+            return _get_or_create_experiment(artifact_location)
     except Exception as exc:
         raise PipelineError(
             f"cannot use the MLflow tracking store at {uri} ({type(exc).__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else ''}). Start the server it names, fix "
             "MLFLOW_TRACKING_URI, or unset it to use the local store under mlruns/."
         ) from None
+
+
+def _get_or_create_experiment(artifact_location: str | None) -> str:
+    import mlflow
+
+    experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+    if experiment is not None:
+        return experiment.experiment_id
+    return mlflow.create_experiment(EXPERIMENT, artifact_location=artifact_location)
 
 
 def git_commit() -> str | None:

@@ -1,5 +1,6 @@
 """Bad input stops a stage with one clear paragraph, exit 2, and nothing written."""
 
+import copy
 import os
 import socket
 import subprocess
@@ -10,8 +11,10 @@ import pytest
 
 from stages.atomic import atomic_path, write_text
 from stages.datasets import prepare, save_arrays
+from stages.errors import PipelineError
 from stages.paths import prepared_data
-from tests.conftest import write_params
+from tests.conftest import ROOT, write_params
+from tests.test_config import BAD_VALUES, set_key
 from tools.make_mirror import synthetic_dataset
 
 
@@ -50,6 +53,35 @@ def test_bad_param_stops_every_stage_before_it_touches_anything(project, small_p
         "error: invalid params.yaml: exercises.ex3.model.dropout: must be in [0, 1), got 1.5"
     )
     assert files_under(project) == before  # no output, no mlruns/ store, no run
+
+
+@pytest.mark.parametrize(("key", "value", "message"), BAD_VALUES, ids=[b[0] for b in BAD_VALUES])
+def test_each_bad_value_exits_2_and_leaves_everything_untouched(
+    project, real_params, key, value, message
+):
+    params = copy.deepcopy(real_params)
+    if key.startswith("reference."):
+        params["reference"]["ex1"]["training.epoch"] = value
+    else:
+        set_key(params, key, value)
+    write_params(project, params)
+    before = files_under(project)
+    done = run_stage(project, "stages.train", "ex1")
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: invalid params.yaml: ") and message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1  # one paragraph
+    assert files_under(project) == before
+
+
+def test_more_samples_than_the_data_holds_stops_prepare(project, small_params):
+    assert run_stage(project, "stages.fetch", "mnist").returncode == 0
+    small_params["exercises"]["ex1"]["n_train"] = 61  # the tiny mirror holds 60
+    write_params(project, small_params)
+    before = files_under(project)
+    done = run_stage(project, "stages.prepare", "ex1")
+    assert done.returncode == 2
+    assert "mnist holds 60 train samples but n_train asks for 61" in done.stderr
+    assert files_under(project) == before
 
 
 def test_unknown_exercise_on_the_command_line(project):
@@ -91,3 +123,18 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
         raise RuntimeError("killed mid-write")
     assert target.read_text() == "old"
     assert list(tmp_path.iterdir()) == [target]  # no temporary file left behind
+
+
+def test_truncated_model_is_refused_with_a_fix(tmp_path):
+    from stages.mc_evaluate import load_model
+
+    broken = tmp_path / "model.keras"
+    broken.write_bytes(b"PK\x03\x04 not a whole model")
+    with pytest.raises(PipelineError, match="is not a loadable Keras model.*dvc repro"):
+        load_model(broken)
+
+
+def test_readme_mlflow_ui_command_binds_to_loopback():
+    readme = (ROOT / "README.md").read_text()
+    commands = [line for line in readme.splitlines() if line.startswith("mlflow ui")]
+    assert commands and all("--host 127.0.0.1" in line for line in commands)

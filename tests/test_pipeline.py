@@ -81,6 +81,17 @@ def test_repro_answers_every_question_logs_six_runs_and_caches(project, small_pa
 
     assert "Data and pipelines are up to date." in dvc(project, "repro")
 
+    # tampering: DVC notices a truncated model and an edited data file, and repro mends both
+    model = project / "outputs/ex3/model.keras"
+    model.write_bytes(model.read_bytes()[:1000])
+    prepared = project / "data/prepared/ex1.npz"
+    prepared.write_bytes(prepared.read_bytes() + b"edited")
+    changed = set(json.loads(dvc(project, "status", "--json")))
+    assert {"train@ex3", "prepare@ex1"} <= changed
+    dvc(project, "repro")
+    assert json.loads((project / "reports/answers.json").read_text()) == answers
+    assert "Data and pipelines are up to date." in dvc(project, "repro")
+
     # a change under exercises.ex2 touches only exercise 2's training and the report
     small_params["exercises"]["ex2"]["optimizer"]["learning_rate"] = 0.01
     write_params(project, small_params)
