@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from stages.errors import deferred_signals, stop_requested
+
 if TYPE_CHECKING:
     import keras
 
@@ -17,12 +19,15 @@ def mc_probabilities(model: keras.Model, x: np.ndarray, passes: int, batch_size:
     the frozen MobileNetV2 base, which its builder pins to inference mode.
     """
     runs = []
-    for _ in range(passes):
-        batches = [
-            np.asarray(model(x[i : i + batch_size], training=True))
-            for i in range(0, len(x), batch_size)
-        ]
-        runs.append(np.concatenate(batches))
+    with deferred_signals():
+        for _ in range(passes):
+            if stop_requested():
+                break
+            batches = [
+                np.asarray(model(x[i : i + batch_size], training=True))
+                for i in range(0, len(x), batch_size)
+            ]
+            runs.append(np.concatenate(batches))
     return np.stack(runs)
 
 

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 
 from stages.config import Exercise
+from stages.errors import deferred_signals, stop_requested
 from stages.models import build_model, build_optimizer
 
 
@@ -47,16 +48,22 @@ def train_exercise(ex: Exercise, data: dict[str, np.ndarray]) -> TrainResult:
         # recorded: no stopping or choice of weights is made on it, so the test set stays out.
         test_curve = TestCurve(x_test, y_test)
         callbacks.append(test_curve)
-    fit = model.fit(
-        x_train,
-        y_train,
-        epochs=training.epochs,
-        batch_size=training.batch_size,
-        validation_split=training.validation_split,
-        validation_data=(x_test, y_test) if training.validate_on_test else None,
-        callbacks=callbacks,
-        verbose=2,
-    )
+    callbacks.append(StopOnSignal())
+    # Signals wait for a batch boundary; after a stop the block's end exits the process.
+    with deferred_signals():
+        fit = model.fit(
+            x_train,
+            y_train,
+            epochs=training.epochs,
+            batch_size=training.batch_size,
+            validation_split=training.validation_split,
+            validation_data=(x_test, y_test) if training.validate_on_test else None,
+            callbacks=callbacks,
+            verbose=2,
+        )
+        if not stop_requested():
+            test_loss, _ = model.evaluate(x_test, y_test, batch_size=256, verbose=0)
+            probabilities = model.predict(x_test, batch_size=256, verbose=0)
     history = {k: [float(v) for v in values] for k, values in fit.history.items()}
     if test_curve:
         history |= test_curve.history
@@ -64,11 +71,17 @@ def train_exercise(ex: Exercise, data: dict[str, np.ndarray]) -> TrainResult:
     best_epoch = epochs_run
     if stopper is not None and stopper.restore_best_weights and stopper.best_weights is not None:
         best_epoch = stopper.best_epoch + 1
-    test_loss, _ = model.evaluate(x_test, y_test, batch_size=256, verbose=0)
-    probabilities = model.predict(x_test, batch_size=256, verbose=0)
     # from the predictions, so it is an exact fraction rather than Keras's float32 running mean
     test_accuracy = float((probabilities.argmax(axis=1) == y_test).mean())
     return TrainResult(model, history, best_epoch, float(test_loss), test_accuracy, probabilities)
+
+
+class StopOnSignal(keras.callbacks.Callback):
+    """End training at the next batch once SIGINT or SIGTERM has arrived."""
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if stop_requested():
+            self.model.stop_training = True
 
 
 class TestCurve(keras.callbacks.Callback):

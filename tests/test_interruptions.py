@@ -1,0 +1,84 @@
+"""A train stage killed mid-epoch leaves outputs whole and the next `dvc repro` completes."""
+
+import os
+import signal
+import subprocess
+import sys
+
+import mlflow
+import pytest
+
+from tests.conftest import write_params
+from tests.test_pipeline import dvc
+
+pytestmark = pytest.mark.slow
+
+OUTPUTS = ("model.keras", "metrics.json", "history.csv", "predictions.csv", "run.json")
+
+
+def outputs(project) -> dict[str, bytes | None]:
+    files = {name: project / "outputs/ex1" / name for name in OUTPUTS}
+    return {name: path.read_bytes() if path.exists() else None for name, path in files.items()}
+
+
+def latest_ex1_run(project):
+    client = mlflow.MlflowClient(f"sqlite:///{project / 'mlruns/mlflow.db'}")
+    experiment = client.get_experiment_by_name("keras-exercises")
+    runs = client.search_runs([experiment.experiment_id], "attributes.run_name = 'ex1'")
+    return max(runs, key=lambda run: run.info.start_time)
+
+
+def kill_at_epoch_3(command: list[str], project, sig: int) -> None:
+    """Start `command` in its own process group and signal the group (like Ctrl-C in a
+    terminal) once training has reached epoch 3."""
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    process = subprocess.Popen(
+        command,
+        cwd=project,
+        env={**env, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if line.startswith("Epoch 3/40"):
+            os.killpg(process.pid, sig)
+            break
+    else:
+        pytest.fail("training never reached epoch 3:\n" + "".join(seen))
+    process.stdout.read()
+    assert process.wait(timeout=120) != 0
+
+
+def test_killed_training_never_leaves_half_an_output(project, small_params):
+    dvc(project, "repro", "train@ex1")
+    before = outputs(project)
+    small_params["exercises"]["ex1"]["training"]["epochs"] = 40
+    small_params["exercises"]["ex1"]["training"]["early_stopping"] = None
+    write_params(project, small_params)
+
+    # the stage itself, killed three ways: its outputs stay exactly as they were
+    for sig, statuses in (
+        (signal.SIGINT, {"FAILED", "KILLED"}),
+        (signal.SIGTERM, {"FAILED", "KILLED"}),
+        (signal.SIGKILL, {"RUNNING"}),  # nothing can run after SIGKILL to close the run
+    ):
+        kill_at_epoch_3([sys.executable, "-m", "stages.train", "ex1"], project, sig)
+        assert outputs(project) == before, sig
+        assert latest_ex1_run(project).info.status in statuses, sig
+    leftovers = [p.name for p in (project / "outputs/ex1").iterdir() if ".tmp" in p.name]
+    assert leftovers == []
+
+    # Ctrl-C on `dvc repro`: DVC removes a stage's outputs before running it, so each one
+    # is now either gone or the old file, never half of one...
+    kill_at_epoch_3(["dvc", "repro", "train@ex1"], project, signal.SIGINT)
+    after = outputs(project)
+    assert all(after[name] in (None, before[name]) for name in OUTPUTS)
+    # ...and the next `dvc repro` completes normally
+    dvc(project, "repro")
+    assert '"epochs_run": 40' in (project / "outputs/ex1/metrics.json").read_text()
+    assert latest_ex1_run(project).info.status == "FINISHED"
+    assert "Data and pipelines are up to date." in dvc(project, "repro")
