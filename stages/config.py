@@ -96,6 +96,7 @@ class MobileNetV2Model(LayerSettings):
         description='"imagenet" (downloaded by Keras), null (random), or a local .h5 file'
     )
     pixel_scaling: Literal["unit", "imagenet"]
+    fine_tune_base: bool  # true: the base's weights train too (slower, no embedding cache)
     dense_units: Layers
 
     @model_validator(mode="after")
@@ -139,6 +140,7 @@ class Training(Section):
     # The course's exercises 5-6 solutions validated (and early-stopped) on the test set,
     # leaking it into the result. Opt-in only; never the default.
     validate_on_test: bool = False
+    augment: bool  # random horizontal flips of the training images
 
     @model_validator(mode="after")
     def _stopping_needs_validation(self) -> Training:
@@ -165,6 +167,16 @@ class Exercise(Section):
     optimizer: Optimizer
     training: Training
     mc: MonteCarlo | None = None
+
+    @property
+    def trains_on_embeddings(self) -> bool:
+        """A frozen base in inference mode, fed unaugmented images, maps each image to the
+        same embedding in every epoch: compute those once and train only the head."""
+        return (
+            self.model.kind == "mobilenet_v2"
+            and not self.model.fine_tune_base
+            and not self.training.augment
+        )
 
 
 class Exercises(Section):

@@ -14,16 +14,21 @@ if TYPE_CHECKING:
 ModelSpec = DenseModel | CnnModel | MobileNetV2Model
 
 
-def build_model(spec: ModelSpec, input_shape: tuple[int, ...]) -> keras.Model:
+EMBEDDING = "embedding"  # the layer whose output a frozen base's head is trained on
+
+
+def build_model(
+    spec: ModelSpec, input_shape: tuple[int, ...], augment: bool = False
+) -> keras.Model:
     """The exercise's network for inputs of `input_shape` (one image, channels last)."""
     import keras
 
     inputs = keras.Input(shape=input_shape, name="image")
+    x = keras.layers.RandomFlip("horizontal")(inputs) if augment else inputs
     if spec.kind == "dense":
-        x = keras.layers.Flatten()(inputs)
+        x = keras.layers.Flatten()(x)
         x = _hidden_dense(x, spec, spec.hidden_units)
     elif spec.kind == "cnn":
-        x = inputs
         for filters_of_block in spec.conv_blocks:
             for filters in filters_of_block:
                 x = keras.layers.Conv2D(
@@ -37,7 +42,7 @@ def build_model(spec: ModelSpec, input_shape: tuple[int, ...]) -> keras.Model:
         x = keras.layers.Flatten()(x)
         x = _hidden_dense(x, spec, spec.dense_units)
     else:
-        x = _frozen_mobilenet_v2(inputs, spec)
+        x = _mobilenet_v2_embedding(x, spec)
         x = _hidden_dense(x, spec, spec.dense_units)
     outputs = keras.layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=spec.kind)
@@ -58,11 +63,11 @@ def _hidden_dense(x, spec: ModelSpec, units: list[int]):
     return x
 
 
-def _frozen_mobilenet_v2(inputs, spec: MobileNetV2Model):
+def _mobilenet_v2_embedding(x, spec: MobileNetV2Model):
     import keras
 
     size = spec.input_size
-    x = keras.layers.Resizing(size, size, interpolation="bilinear")(inputs)
+    x = keras.layers.Resizing(size, size, interpolation="bilinear")(x)
     if spec.pixel_scaling == "imagenet":
         # what mobilenet_v2.preprocess_input does to [0, 255] pixels, applied to [0, 1] ones
         x = keras.layers.Rescaling(2.0, offset=-1.0)(x)
@@ -72,10 +77,36 @@ def _frozen_mobilenet_v2(inputs, spec: MobileNetV2Model):
     base = keras.applications.MobileNetV2(
         input_shape=(size, size, 3), include_top=False, weights=weights, alpha=spec.alpha
     )
-    base.trainable = False
+    base.trainable = spec.fine_tune_base
     # training=False keeps BatchNormalization in inference mode even while the head trains
+    # (and while a fine-tuned base trains, as Keras's transfer-learning guide advises)
     x = base(x, training=False)
-    return keras.layers.GlobalAveragePooling2D()(x)
+    return keras.layers.GlobalAveragePooling2D(name=EMBEDDING)(x)
+
+
+def split_at_embedding(model: keras.Model) -> tuple[keras.Model, keras.Model]:
+    """(image -> embedding, embedding -> probabilities) sharing `model`'s layers and weights,
+    so training the head on cached embeddings trains `model` itself."""
+    import keras
+
+    embedding = model.get_layer(EMBEDDING)
+    to_embedding = keras.Model(model.inputs, embedding.output, name="to_embedding")
+    inputs = keras.Input(shape=embedding.output.shape[1:], name=EMBEDDING)
+    x = inputs
+    for layer in model.layers[model.layers.index(embedding) + 1 :]:
+        x = layer(x)
+    return to_embedding, keras.Model(inputs, x, name="head")
+
+
+def embed(to_embedding: keras.Model, images, batch_size: int = 64):
+    """Embeddings of `images`, a batch at a time: the 224x224 copies exist one batch at a
+    time, never for the whole set."""
+    import numpy as np
+    import tensorflow as tf
+
+    forward = tf.function(lambda batch: to_embedding(batch, training=False))
+    batches = tf.data.Dataset.from_tensor_slices(images).batch(batch_size)
+    return np.concatenate([forward(batch).numpy() for batch in batches])
 
 
 def build_optimizer(spec: Optimizer) -> keras.optimizers.Optimizer:

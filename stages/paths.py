@@ -37,6 +37,10 @@ def prepared_data(exercise: str) -> Path:
     return Path("data/prepared") / f"{exercise}.npz"
 
 
+def embeddings(exercise: str) -> Path:
+    return Path("data/embeddings") / f"{exercise}.npz"
+
+
 def exercise_output(exercise: str, name: str) -> Path:
     """outputs/<exercise>/<name>: model.keras, metrics.json, history.csv, run.json, ..."""
     return Path("outputs") / exercise / name

@@ -10,7 +10,7 @@ from stages.atomic import atomic_path, write_json, write_text
 from stages.config import exercise_arg, load_params
 from stages.datasets import load_arrays
 from stages.errors import run_stage
-from stages.paths import exercise_output, prepared_data
+from stages.paths import embeddings, exercise_output, prepared_data
 
 
 def history_csv(history: dict[str, list[float]]) -> str:
@@ -34,6 +34,10 @@ def main(argv: list[str]) -> None:
     params = load_params()
     ex = getattr(params.exercises, name)
     data = load_arrays(prepared_data(name), f"prepare@{name}")
+    cached = None
+    if ex.trains_on_embeddings:
+        stored = load_arrays(embeddings(name), f"embed@{name}")
+        cached = {"train": stored["train"], "test": stored["test"]}
     experiment_id = tracking.connect()
 
     import mlflow
@@ -47,7 +51,7 @@ def main(argv: list[str]) -> None:
     with mlflow.start_run(
         experiment_id=experiment_id, run_name=name, tags=tracking.run_tags(f"train@{name}")
     ) as run:
-        result = train_exercise(ex, data)
+        result = train_exercise(ex, data, cached)
         predicted = result.test_probabilities.argmax(axis=1)
         confusion = confusion_matrix(data["y_test"], predicted, labels=range(10))
         figure = evaluation_figure(

@@ -9,7 +9,7 @@ import numpy as np
 
 from stages.config import Exercise
 from stages.errors import deferred_signals, stop_requested
-from stages.models import build_model, build_optimizer
+from stages.models import build_model, build_optimizer, split_at_embedding
 
 
 @dataclass
@@ -22,11 +22,22 @@ class TrainResult:
     test_probabilities: np.ndarray
 
 
-def train_exercise(ex: Exercise, data: dict[str, np.ndarray]) -> TrainResult:
-    """Build, fit and evaluate; the caller has seeded the process."""
+def train_exercise(
+    ex: Exercise, data: dict[str, np.ndarray], embeddings: dict[str, np.ndarray] | None = None
+) -> TrainResult:
+    """Build, fit and evaluate; the caller has seeded the process.
+
+    With `embeddings` (the frozen base's output for x_train and x_test) only the head runs
+    during training; its layers are the model's own, so the model returned is complete and
+    equal, up to floating-point noise, to one trained end to end on the images.
+    """
     x_train, y_train, x_test, y_test = (data[k] for k in ("x_train", "y_train", "x_test", "y_test"))
-    model = build_model(ex.model, x_train.shape[1:])
-    model.compile(
+    model = build_model(ex.model, x_train.shape[1:], augment=ex.training.augment)
+    trained = model
+    if embeddings is not None:
+        _, trained = split_at_embedding(model)
+        x_train, x_test = embeddings["train"], embeddings["test"]
+    trained.compile(
         optimizer=build_optimizer(ex.optimizer),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
@@ -51,7 +62,7 @@ def train_exercise(ex: Exercise, data: dict[str, np.ndarray]) -> TrainResult:
     callbacks.append(StopOnSignal())
     # Signals wait for a batch boundary; after a stop the block's end exits the process.
     with deferred_signals():
-        fit = model.fit(
+        fit = trained.fit(
             x_train,
             y_train,
             epochs=training.epochs,
@@ -62,8 +73,8 @@ def train_exercise(ex: Exercise, data: dict[str, np.ndarray]) -> TrainResult:
             verbose=2,
         )
         if not stop_requested():
-            test_loss, _ = model.evaluate(x_test, y_test, batch_size=256, verbose=0)
-            probabilities = model.predict(x_test, batch_size=256, verbose=0)
+            test_loss, _ = trained.evaluate(x_test, y_test, batch_size=256, verbose=0)
+            probabilities = trained.predict(x_test, batch_size=256, verbose=0)
     history = {k: [float(v) for v in values] for k, values in fit.history.items()}
     if test_curve:
         history |= test_curve.history

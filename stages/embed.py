@@ -1,0 +1,49 @@
+"""Stage embed@<exercise>: the frozen base's embedding of every image, computed once.
+
+With the base frozen, in inference mode and fed unaugmented images, an image's embedding
+is the same in every epoch, so the head can train on these instead of running MobileNetV2
+over every image in every epoch. When params break that (a fine-tuned base, augmentation)
+the file holds empty arrays and train@<exercise> trains end to end.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stages.config import exercise_arg, load_params
+from stages.datasets import load_arrays, save_arrays
+from stages.errors import run_stage
+from stages.paths import embeddings, prepared_data
+
+
+def main(argv: list[str]) -> None:
+    name = exercise_arg(argv, "embed", ("ex4",))
+    params = load_params()
+    ex = getattr(params.exercises, name)
+    data = load_arrays(prepared_data(name), f"prepare@{name}")
+    if not ex.trains_on_embeddings:
+        empty = np.zeros((0, 0), np.float32)
+        save_arrays(embeddings(name), {"train": empty, "test": empty})
+        print(f"{name}: base is fine-tuned or inputs augmented; training end to end instead")
+        return
+
+    from stages.models import build_model, embed, split_at_embedding
+    from stages.seeding import set_seed
+
+    # the same seed and construction order as train@<exercise>: a random (weights: null)
+    # base comes out identical in both processes
+    set_seed(params.seed)
+    model = build_model(ex.model, data["x_train"].shape[1:])
+    to_embedding, _ = split_at_embedding(model)
+    save_arrays(
+        embeddings(name),
+        {
+            "train": embed(to_embedding, data["x_train"]),
+            "test": embed(to_embedding, data["x_test"]),
+        },
+    )
+    print(f"{name}: embedded {len(data['x_train'])} train and {len(data['x_test'])} test images")
+
+
+if __name__ == "__main__":
+    run_stage(main)
