@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
+TIMINGS_ENV = "PIPELINE_TIMINGS"  # a file path: each stage appends its timing record
 
 
 class PipelineError(Exception):
@@ -27,11 +30,36 @@ def run_stage(main: Callable[[list[str]], None]) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ banner out
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
+    entered = time.time()
     try:
         main(sys.argv[1:])
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    finally:
+        if os.environ.get(TIMINGS_ENV):
+            _record_timing(os.environ[TIMINGS_ENV], entered)
+
+
+def _record_timing(path: str, entered: float) -> None:
+    """One JSON line per stage process, for benchmarks/: wall time from process start,
+    start-up (interpreter and module imports, before main), peak memory."""
+    import json
+    import resource
+
+    import psutil
+
+    created = psutil.Process().create_time()
+    record = {
+        "stage": " ".join([sys.argv[0].rsplit("/", 1)[-1].removesuffix(".py"), *sys.argv[1:]]),
+        "wall_s": round(time.time() - created, 3),
+        "startup_s": round(entered - created, 3),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "imports_tensorflow": "tensorflow" in sys.modules,
+        "imports_mlflow": "mlflow" in sys.modules,
+    }
+    with open(path, "a") as out:
+        out.write(json.dumps(record) + "\n")
 
 
 def _on_signal(signum: int, frame: object) -> None:

@@ -1,0 +1,201 @@
+"""The baseline: the six exercises as the course's notebooks run them.
+
+One Python process, each exercise in turn, written straight from EXERCISES.md with plain
+Keras: no DVC, no MLflow, no caching. MobileNetV2 sees every image in every epoch, and the
+whole training set is resized to 224x224 up front, as the notebooks do. It reads the same
+params.yaml values and the same mirror files as the pipeline, so both do the same work.
+
+    python -m benchmarks.baseline PARAMS_YAML MIRROR_DIR OUT_JSON
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def load(mirror: Path, dataset: str, n_train: int, n_test: int):
+    with np.load(mirror / f"{dataset}.npz") as f:
+        x_train, y_train = f["x_train"][:n_train], f["y_train"][:n_train]
+        x_test, y_test = f["x_test"][:n_test], f["y_test"][:n_test]
+    x_train = x_train.astype("float32") / 255.0
+    x_test = x_test.astype("float32") / 255.0
+    return x_train, y_train.reshape(-1), x_test, y_test.reshape(-1)
+
+
+def mc_dropout(model, x, y, passes: int):
+    probs = np.stack([model(x, training=True).numpy() for _ in range(passes)])
+    accuracy = float((probs.mean(axis=0).argmax(axis=1) == y).mean())
+    return accuracy, float(probs.var(axis=0).mean(axis=1).mean())
+
+
+def run(params: dict, mirror: Path) -> dict:
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(params["seed"])
+    tf.config.experimental.enable_op_determinism()
+    ex = params["exercises"]
+    early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=5, restore_best_weights=True)
+    results = {}
+
+    def timed(name, work):
+        start = time.perf_counter()
+        answer = work()
+        results[name] = {
+            "seconds": time.perf_counter() - start,
+            "peak_rss_mb_so_far": peak_rss_mb(),
+            "answer": answer,
+        }
+
+    def dense_net(units, activation, init, n_layers, dropout=None):
+        model = keras.Sequential([keras.layers.Input((28 * 28,))])
+        for _ in range(n_layers):
+            model.add(keras.layers.Dense(units, activation=activation, kernel_initializer=init))
+            if dropout:
+                model.add(keras.layers.AlphaDropout(dropout))
+        model.add(keras.layers.Dense(10, activation="softmax"))
+        return model
+
+    def ex1():
+        p = ex["ex1"]
+        x, y, xt, yt = load(mirror, "mnist", p["n_train"], p["n_test"])
+        model = dense_net(64, "elu", "he_normal", 3)
+        model.compile(
+            keras.optimizers.Nadam(0.001), "sparse_categorical_crossentropy", ["accuracy"]
+        )
+        model.fit(
+            x.reshape(len(x), -1),
+            y,
+            epochs=p["training"]["epochs"],
+            batch_size=32,
+            validation_split=0.2,
+            callbacks=[early],
+            verbose=0,
+        )
+        return model.evaluate(xt.reshape(len(xt), -1), yt, verbose=0)[1]
+
+    def ex2():
+        p = ex["ex2"]
+        x, y, xt, yt = load(mirror, "cifar10", p["n_train"], p["n_test"])
+        model = keras.Sequential([keras.layers.Input((3072,))])
+        for _ in range(4):
+            model.add(keras.layers.Dense(256, activation="elu", kernel_initializer="he_normal"))
+        model.add(keras.layers.Dense(10, activation="softmax"))
+        model.compile(
+            keras.optimizers.Nadam(0.001), "sparse_categorical_crossentropy", ["accuracy"]
+        )
+        model.fit(
+            x.reshape(len(x), -1),
+            y,
+            epochs=p["training"]["epochs"],
+            batch_size=128,
+            validation_split=0.2,
+            callbacks=[early],
+            verbose=0,
+        )
+        return model.evaluate(xt.reshape(len(xt), -1), yt, verbose=0)[1]
+
+    def ex3():
+        p = ex["ex3"]
+        x, y, xt, yt = load(mirror, "mnist", p["n_train"], p["n_test"])
+        model = dense_net(64, "selu", "lecun_normal", 3, dropout=0.1)
+        model.compile(
+            keras.optimizers.Nadam(0.001), "sparse_categorical_crossentropy", ["accuracy"]
+        )
+        model.fit(
+            x.reshape(len(x), -1),
+            y,
+            epochs=p["training"]["epochs"],
+            batch_size=32,
+            validation_split=0.2,
+            callbacks=[early],
+            verbose=0,
+        )
+        xt = xt.reshape(len(xt), -1)
+        return [model.evaluate(xt, yt, verbose=0)[1], *mc_dropout(model, xt, yt, p["mc"]["passes"])]
+
+    def ex4():
+        p = ex["ex4"]
+        size = p["model"]["input_size"]
+        x, y, xt, yt = load(mirror, "cifar10", p["n_train"], p["n_test"])
+        x = tf.image.resize(x, (size, size)).numpy()  # the whole set at 224x224, as notebooks do
+        xt = tf.image.resize(xt, (size, size)).numpy()
+        base = keras.applications.MobileNetV2(
+            input_shape=(size, size, 3), include_top=False, weights=p["model"]["weights"]
+        )
+        base.trainable = False
+        inputs = keras.Input((size, size, 3))
+        h = keras.layers.GlobalAveragePooling2D()(base(inputs, training=False))
+        h = keras.layers.Dropout(0.2)(keras.layers.Dense(128, activation="relu")(h))
+        model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(h))
+        model.compile(keras.optimizers.Adam(0.001), "sparse_categorical_crossentropy", ["accuracy"])
+        model.fit(
+            x, y, epochs=p["training"]["epochs"], batch_size=32, validation_split=0.2, verbose=0
+        )
+        return model.evaluate(xt, yt, verbose=0)[1]
+
+    def cnn(blocks, dense, dropout):
+        model = keras.Sequential([keras.layers.Input((32, 32, 3))])
+        for filters in blocks:
+            for f in filters:
+                model.add(keras.layers.Conv2D(f, 3, activation="relu"))
+            model.add(keras.layers.MaxPooling2D(2))
+        model.add(keras.layers.Flatten())
+        model.add(keras.layers.Dense(dense, activation="relu"))
+        model.add(keras.layers.Dropout(dropout))
+        model.add(keras.layers.Dense(10, activation="softmax"))
+        return model
+
+    def ex5():
+        p = ex["ex5"]
+        x, y, xt, yt = load(mirror, "svhn_cropped", p["n_train"], p["n_test"])
+        model = cnn([[32, 32], [64, 64]], 256, 0.3)
+        model.compile(keras.optimizers.Adam(0.001), "sparse_categorical_crossentropy", ["accuracy"])
+        model.fit(x, y, epochs=p["training"]["epochs"], batch_size=32, verbose=0)
+        return model.evaluate(xt, yt, verbose=0)[1]
+
+    def ex6():
+        p = ex["ex6"]
+        x, y, xt, yt = load(mirror, "svhn_cropped", p["n_train"], p["n_test"])
+        model = cnn([[32], [64]], 128, 0.25)
+        model.compile(
+            keras.optimizers.SGD(0.01, momentum=0.9),
+            "sparse_categorical_crossentropy",
+            ["accuracy"],
+        )
+        model.fit(x, y, epochs=p["training"]["epochs"], batch_size=32, verbose=0)
+        return [model.evaluate(xt, yt, verbose=0)[1], *mc_dropout(model, xt, yt, p["mc"]["passes"])]
+
+    for name, work in (
+        ("ex1", ex1),
+        ("ex2", ex2),
+        ("ex3", ex3),
+        ("ex4", ex4),
+        ("ex5", ex5),
+        ("ex6", ex6),
+    ):
+        timed(name, work)
+    return results
+
+
+def main() -> None:
+    started = time.perf_counter()
+    params_path, mirror, out = map(Path, sys.argv[1:4])
+    results = run(yaml.safe_load(params_path.read_text()), mirror)
+    results["total"] = {"seconds": time.perf_counter() - started, "peak_rss_mb": peak_rss_mb()}
+    out.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

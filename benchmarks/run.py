@@ -1,0 +1,308 @@
+"""Benchmark the pipeline against the notebook-style baseline, on a data mirror.
+
+    python -m benchmarks.run --mirror ../shared/data [--repeats 3] [--skip-scale]
+
+Works on a copy of the project in a temporary git repo (your checkout is not touched) and
+writes benchmarks/results/latest.json and latest.md. Measured, each `--repeats` times:
+`dvc repro` from a clean state (per stage: wall time, start-up, peak memory), a no-op
+`dvc repro`, the rerun after changing exercise 1's learning rate and after changing
+exercise 4's head learning rate, and the baseline (benchmarks/baseline.py) in one process.
+Datasets missing from the mirror (SVHN here) get a synthetic stand-in of the real shape;
+MobileNetV2 runs with `weights: null` unless --weights says otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import yaml
+
+from stages.errors import TIMINGS_ENV
+from tools.make_mirror import build_mirror
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def copy_project(dest: Path) -> None:
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    for name in filter(None, tracked.split("\0")):
+        if (ROOT / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost"]
+    subprocess.run([*git, "init", "-q"], cwd=dest, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=dest, check=True)
+    subprocess.run([*git, "commit", "-qm", "benchmark"], cwd=dest, check=True)
+
+
+def timed(command: list[str], cwd: Path, env: dict | None = None) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+    return time.perf_counter() - start
+
+
+def set_params(project: Path, changes: dict[str, object]) -> None:
+    path = project / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for dotted, value in changes.items():
+        *parents, last = dotted.split(".")
+        node = params
+        for key in parents:
+            node = node[key]
+        node[last] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def clean(project: Path) -> None:
+    for name in ("data", "outputs", "reports", "mlruns", ".dvc/cache", ".dvc/tmp"):
+        shutil.rmtree(project / name, ignore_errors=True)
+    (project / "dvc.lock").unlink(missing_ok=True)
+
+
+def read_timings(path: Path) -> list[dict]:
+    lines = path.read_text().splitlines() if path.exists() else []
+    path.unlink(missing_ok=True)
+    return [json.loads(line) for line in lines]
+
+
+def import_cost(module: str) -> float:
+    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def pipeline_round(project: Path, env: dict, timings: Path) -> dict:
+    clean(project)
+    full = timed(["dvc", "repro"], project, env)
+    stages = read_timings(timings)
+    noop = timed(["dvc", "repro"], project, env)
+    read_timings(timings)
+    set_params(project, {"exercises.ex1.optimizer.learning_rate": 0.002})
+    ex1_change = timed(["dvc", "repro"], project, env)
+    set_params(project, {"exercises.ex1.optimizer.learning_rate": 0.001})
+    set_params(project, {"exercises.ex4.optimizer.learning_rate": 0.002})
+    ex4_head_change = timed(["dvc", "repro"], project, env)
+    set_params(project, {"exercises.ex4.optimizer.learning_rate": 0.001})
+    read_timings(timings)
+    ex4_stages = [s for s in stages if s["stage"] in ("prepare ex4", "embed ex4", "train ex4")]
+    return {
+        "full_s": full,
+        "noop_s": noop,
+        "ex1_lr_change_s": ex1_change,
+        "ex4_head_lr_change_s": ex4_head_change,
+        "ex4_stages_s": sum(s["wall_s"] for s in ex4_stages),
+        "stages": stages,
+    }
+
+
+def baseline_round(project: Path, mirror: Path) -> dict:
+    out = project / "baseline.json"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.baseline",
+            str(project / "params.yaml"),
+            str(mirror),
+            str(out),
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    return json.loads(out.read_text())
+
+
+def scale_round(project: Path, env: dict, timings: Path) -> list[dict]:
+    """Exercise 1 on growing MNIST slices: time per epoch from a 1-epoch and a 4-epoch run."""
+    rows = []
+    for n in (1000, 5000, 20000, 60000):
+        walls, peak = {}, 0.0
+        for epochs in (1, 4):
+            set_params(
+                project,
+                {
+                    "exercises.ex1.n_train": n,
+                    "exercises.ex1.training.epochs": epochs,
+                    "exercises.ex1.training.early_stopping": None,
+                },
+            )
+            timed(["dvc", "repro", "train@ex1"], project, env)
+            (record,) = [s for s in read_timings(timings) if s["stage"] == "train ex1"]
+            walls[epochs], peak = record["wall_s"], max(peak, record["peak_rss_mb"])
+        rows.append({"n_train": n, "s_per_epoch": (walls[4] - walls[1]) / 3, "peak_rss_mb": peak})
+    return rows
+
+
+def median(values: list[float]) -> float:
+    return float(statistics.median(values))
+
+
+def summarize(rounds: list[dict], baselines: list[dict], scale: list[dict], machine: dict) -> dict:
+    ratios = [r["full_s"] / b["total"]["seconds"] for r, b in zip(rounds, baselines, strict=True)]
+    ex4_ratios = [
+        r["ex4_stages_s"] / b["ex4"]["seconds"] for r, b in zip(rounds, baselines, strict=True)
+    ]
+    ex4_rerun = [
+        r["ex4_head_lr_change_s"] / b["ex4"]["seconds"]
+        for r, b in zip(rounds, baselines, strict=True)
+    ]
+    per_stage: dict[str, dict] = {}
+    for r in rounds:
+        for s in r["stages"]:
+            per_stage.setdefault(s["stage"], []).append(s)
+    stage_rows = [
+        {
+            "stage": name,
+            "wall_s": median([s["wall_s"] for s in records]),
+            "startup_s": median([s["startup_s"] for s in records]),
+            "peak_rss_mb": max(s["peak_rss_mb"] for s in records),
+            "imports_tensorflow": records[0]["imports_tensorflow"],
+            "imports_mlflow": records[0]["imports_mlflow"],
+        }
+        for name, records in per_stage.items()
+    ]
+    return {
+        "machine": machine,
+        "repeats": len(rounds),
+        "pipeline_full_s": median([r["full_s"] for r in rounds]),
+        "baseline_full_s": median([b["total"]["seconds"] for b in baselines]),
+        "ratio_full": median(ratios),
+        "ratio_ex4": median(ex4_ratios),
+        "ratio_ex4_head_lr_rerun": median(ex4_rerun),
+        "noop_s": median([r["noop_s"] for r in rounds]),
+        "ex1_lr_rerun_s": median([r["ex1_lr_change_s"] for r in rounds]),
+        "pipeline_ex4_s": median([r["ex4_stages_s"] for r in rounds]),
+        "baseline_ex4_s": median([b["ex4"]["seconds"] for b in baselines]),
+        "max_stage_peak_rss_mb": max(row["peak_rss_mb"] for row in stage_rows),
+        "baseline_peak_rss_mb": max(b["total"]["peak_rss_mb"] for b in baselines),
+        "stages": stage_rows,
+        "scale_ex1": scale,
+        "raw": {"pipeline": rounds, "baseline": baselines},
+    }
+
+
+def markdown(s: dict) -> str:
+    m = s["machine"]
+    lines = [
+        f"Measured {m['date']} on {m['cpus']} CPU cores, {m['memory_gb']} GB, {m['platform']}, "
+        f"Python {m['python']}; medians of {s['repeats']} runs; data: {m['data']}.",
+        "",
+        "| measure | value | target |",
+        "|---|---|---|",
+        f"| full `dvc repro` from a clean state | {s['pipeline_full_s']:.1f} s | |",
+        f"| baseline (six notebooks, one process) | {s['baseline_full_s']:.1f} s | |",
+        f"| pipeline / baseline | {s['ratio_full']:.2f} | ≤ 0.8 |",
+        f"| exercise 4: pipeline stages / baseline | {s['ratio_ex4']:.2f} "
+        f"({s['pipeline_ex4_s']:.1f} s / {s['baseline_ex4_s']:.1f} s) | ≤ 0.35 |",
+        f"| rerun after exercise 4's head learning rate / baseline ex. 4 | "
+        f"{s['ratio_ex4_head_lr_rerun']:.2f} | ≤ 0.15 |",
+        f"| rerun after exercise 1's learning rate | {s['ex1_lr_rerun_s']:.1f} s | ≤ 15 s |",
+        f"| no-op `dvc repro` | {s['noop_s']:.2f} s | < 3 s |",
+        f"| highest stage peak memory | {s['max_stage_peak_rss_mb']:.0f} MB | ≤ 1500 MB |",
+        f"| baseline peak memory | {s['baseline_peak_rss_mb']:.0f} MB | |",
+        "",
+        "| stage | wall (s) | start-up (s) | peak memory (MB) | imports TensorFlow "
+        "| imports MLflow |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in s["stages"]:
+        lines.append(
+            f"| {row['stage']} | {row['wall_s']:.1f} | {row['startup_s']:.2f} | "
+            f"{row['peak_rss_mb']:.0f} | {'yes' if row['imports_tensorflow'] else 'no'} | "
+            f"{'yes' if row['imports_mlflow'] else 'no'} |"
+        )
+    lines.append(
+        f"\nImporting TensorFlow costs {m['import_tensorflow_s']:.1f} s and MLflow "
+        f"{m['import_mlflow_s']:.1f} s per process on this machine."
+    )
+    if s["scale_ex1"]:
+        lines += [
+            "",
+            "| exercise 1, MNIST training images | time per epoch (s) | peak memory (MB) |",
+            "|---|---|---|",
+        ]
+        for row in s["scale_ex1"]:
+            lines.append(
+                f"| {row['n_train']:,} | {row['s_per_epoch']:.2f} | {row['peak_rss_mb']:.0f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mirror", type=Path, required=True, help="directory of <dataset>.npz")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--weights", default=None, help="MobileNetV2 weights (default: null)")
+    parser.add_argument("--skip-scale", action="store_true")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        work = Path(tmp)
+        mirror = work / "mirror"
+        build_mirror(mirror, args.mirror.resolve(), n_train=2000, n_test=500)
+        project = work / "project"
+        copy_project(project)
+        with np.load(mirror / "cifar10.npz") as cifar:
+            cifar_train = len(cifar["y_train"])
+        set_params(
+            project,
+            {
+                "data.mirror": str(mirror),
+                "exercises.ex2.n_train": min(5000, cifar_train),
+                "exercises.ex4.model.weights": args.weights,
+            },
+        )
+        subprocess.run(
+            ["git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qam", "params"],
+            cwd=project,
+            check=True,
+        )
+        timings = work / "timings.jsonl"
+        env = {**os.environ, TIMINGS_ENV: str(timings)}
+        env.pop("MLFLOW_TRACKING_URI", None)
+
+        rounds, baselines = [], []
+        for i in range(args.repeats):
+            print(f"round {i + 1}/{args.repeats}: pipeline", flush=True)
+            rounds.append(pipeline_round(project, env, timings))
+            print(f"round {i + 1}/{args.repeats}: baseline", flush=True)
+            baselines.append(baseline_round(project, mirror))
+        scale = [] if args.skip_scale else scale_round(project, env, timings)
+        machine = {
+            "date": time.strftime("%Y-%m-%d"),
+            "cpus": os.cpu_count(),
+            "memory_gb": round(psutil.virtual_memory().total / 2**30),
+            "platform": f"{platform.system()} {platform.machine()}",
+            "python": platform.python_version(),
+            "data": f"{args.mirror} (synthetic stand-in for what it lacks), "
+            f"CIFAR-10 n_train {min(5000, cifar_train)}, MobileNetV2 weights {args.weights}",
+            "import_tensorflow_s": import_cost("tensorflow"),
+            "import_mlflow_s": import_cost("mlflow"),
+        }
+    summary = summarize(rounds, baselines, scale, machine)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(summary, indent=2))
+    (RESULTS / "latest.md").write_text(markdown(summary))
+    print(markdown(summary))
+
+
+if __name__ == "__main__":
+    main()
