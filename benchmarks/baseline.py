@@ -58,72 +58,45 @@ def run(params: dict, mirror: Path) -> dict:
             "answer": answer,
         }
 
-    def dense_net(units, activation, init, n_layers, dropout=None):
-        model = keras.Sequential([keras.layers.Input((28 * 28,))])
+    def dense_exercise(name, dataset, units, activation, init, n_layers, batch, dropout=None):
+        """Exercises 1-3: a flattened dense net, Nadam, early stopping on a 20% split."""
+        p = ex[name]
+        x, y, xt, yt = load(mirror, dataset, p["n_train"], p["n_test"])
+        x, xt = x.reshape(len(x), -1), xt.reshape(len(xt), -1)
+        model = keras.Sequential([keras.layers.Input(x.shape[1:])])
         for _ in range(n_layers):
             model.add(keras.layers.Dense(units, activation=activation, kernel_initializer=init))
             if dropout:
                 model.add(keras.layers.AlphaDropout(dropout))
         model.add(keras.layers.Dense(10, activation="softmax"))
-        return model
+        model.compile(
+            optimizer=keras.optimizers.Nadam(0.001),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        model.fit(
+            x,
+            y,
+            epochs=p["training"]["epochs"],
+            batch_size=batch,
+            validation_split=0.2,
+            callbacks=[early],
+            verbose=0,
+        )
+        return model, xt, yt
 
     def ex1():
-        p = ex["ex1"]
-        x, y, xt, yt = load(mirror, "mnist", p["n_train"], p["n_test"])
-        model = dense_net(64, "elu", "he_normal", 3)
-        model.compile(
-            keras.optimizers.Nadam(0.001), "sparse_categorical_crossentropy", ["accuracy"]
-        )
-        model.fit(
-            x.reshape(len(x), -1),
-            y,
-            epochs=p["training"]["epochs"],
-            batch_size=32,
-            validation_split=0.2,
-            callbacks=[early],
-            verbose=0,
-        )
-        return model.evaluate(xt.reshape(len(xt), -1), yt, verbose=0)[1]
+        model, xt, yt = dense_exercise("ex1", "mnist", 64, "elu", "he_normal", 3, 32)
+        return model.evaluate(xt, yt, verbose=0)[1]
 
     def ex2():
-        p = ex["ex2"]
-        x, y, xt, yt = load(mirror, "cifar10", p["n_train"], p["n_test"])
-        model = keras.Sequential([keras.layers.Input((3072,))])
-        for _ in range(4):
-            model.add(keras.layers.Dense(256, activation="elu", kernel_initializer="he_normal"))
-        model.add(keras.layers.Dense(10, activation="softmax"))
-        model.compile(
-            keras.optimizers.Nadam(0.001), "sparse_categorical_crossentropy", ["accuracy"]
-        )
-        model.fit(
-            x.reshape(len(x), -1),
-            y,
-            epochs=p["training"]["epochs"],
-            batch_size=128,
-            validation_split=0.2,
-            callbacks=[early],
-            verbose=0,
-        )
-        return model.evaluate(xt.reshape(len(xt), -1), yt, verbose=0)[1]
+        model, xt, yt = dense_exercise("ex2", "cifar10", 256, "elu", "he_normal", 4, 128)
+        return model.evaluate(xt, yt, verbose=0)[1]
 
     def ex3():
-        p = ex["ex3"]
-        x, y, xt, yt = load(mirror, "mnist", p["n_train"], p["n_test"])
-        model = dense_net(64, "selu", "lecun_normal", 3, dropout=0.1)
-        model.compile(
-            keras.optimizers.Nadam(0.001), "sparse_categorical_crossentropy", ["accuracy"]
-        )
-        model.fit(
-            x.reshape(len(x), -1),
-            y,
-            epochs=p["training"]["epochs"],
-            batch_size=32,
-            validation_split=0.2,
-            callbacks=[early],
-            verbose=0,
-        )
-        xt = xt.reshape(len(xt), -1)
-        return [model.evaluate(xt, yt, verbose=0)[1], *mc_dropout(model, xt, yt, p["mc"]["passes"])]
+        model, xt, yt = dense_exercise("ex3", "mnist", 64, "selu", "lecun_normal", 3, 32, 0.1)
+        passes = ex["ex3"]["mc"]["passes"]
+        return [model.evaluate(xt, yt, verbose=0)[1], *mc_dropout(model, xt, yt, passes)]
 
     def ex4():
         p = ex["ex4"]
@@ -139,7 +112,11 @@ def run(params: dict, mirror: Path) -> dict:
         h = keras.layers.GlobalAveragePooling2D()(base(inputs, training=False))
         h = keras.layers.Dropout(0.2)(keras.layers.Dense(128, activation="relu")(h))
         model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(h))
-        model.compile(keras.optimizers.Adam(0.001), "sparse_categorical_crossentropy", ["accuracy"])
+        model.compile(
+            optimizer=keras.optimizers.Adam(0.001),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
         model.fit(
             x, y, epochs=p["training"]["epochs"], batch_size=32, validation_split=0.2, verbose=0
         )
@@ -161,7 +138,11 @@ def run(params: dict, mirror: Path) -> dict:
         p = ex["ex5"]
         x, y, xt, yt = load(mirror, "svhn_cropped", p["n_train"], p["n_test"])
         model = cnn([[32, 32], [64, 64]], 256, 0.3)
-        model.compile(keras.optimizers.Adam(0.001), "sparse_categorical_crossentropy", ["accuracy"])
+        model.compile(
+            optimizer=keras.optimizers.Adam(0.001),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
         model.fit(x, y, epochs=p["training"]["epochs"], batch_size=32, verbose=0)
         return model.evaluate(xt, yt, verbose=0)[1]
 
@@ -170,9 +151,9 @@ def run(params: dict, mirror: Path) -> dict:
         x, y, xt, yt = load(mirror, "svhn_cropped", p["n_train"], p["n_test"])
         model = cnn([[32], [64]], 128, 0.25)
         model.compile(
-            keras.optimizers.SGD(0.01, momentum=0.9),
-            "sparse_categorical_crossentropy",
-            ["accuracy"],
+            optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
         )
         model.fit(x, y, epochs=p["training"]["epochs"], batch_size=32, verbose=0)
         return [model.evaluate(xt, yt, verbose=0)[1], *mc_dropout(model, xt, yt, p["mc"]["passes"])]
