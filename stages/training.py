@@ -52,13 +52,10 @@ def train_exercise(
             restore_best_weights=training.early_stopping.restore_best_weights,
         )
         callbacks.append(stopper)
-    has_validation = training.validation_split > 0 or training.validate_on_test
-    test_curve = None
-    if not has_validation:
-        # Without validation data the curves show the test loss per epoch. It is only
-        # recorded: no stopping or choice of weights is made on it, so the test set stays out.
-        test_curve = TestCurve(x_test, y_test)
-        callbacks.append(test_curve)
+    # Without validation data, Keras's validation pass records the test loss per epoch for
+    # the curves. Only recorded: early stopping needs real validation data (params check),
+    # so no stopping or choice of weights is made on the test set.
+    test_curve = not (training.validation_split > 0 or training.validate_on_test)
     callbacks.append(StopOnSignal())
     # Signals wait for a batch boundary; after a stop the block's end exits the process.
     with deferred_signals():
@@ -68,16 +65,17 @@ def train_exercise(
             epochs=training.epochs,
             batch_size=training.batch_size,
             validation_split=training.validation_split,
-            validation_data=(x_test, y_test) if training.validate_on_test else None,
+            validation_data=((x_test, y_test) if training.validate_on_test or test_curve else None),
             callbacks=callbacks,
             verbose=2,
         )
         if not stop_requested():
             test_loss, _ = trained.evaluate(x_test, y_test, batch_size=256, verbose=0)
             probabilities = trained.predict(x_test, batch_size=256, verbose=0)
-    history = {k: [float(v) for v in values] for k, values in fit.history.items()}
-    if test_curve:
-        history |= test_curve.history
+    history = {
+        (k.replace("val_", "epoch_test_") if test_curve else k): [float(v) for v in values]
+        for k, values in fit.history.items()
+    }
     epochs_run = len(history["loss"])
     best_epoch = epochs_run
     if stopper is not None and stopper.restore_best_weights and stopper.best_weights is not None:
@@ -93,17 +91,3 @@ class StopOnSignal(keras.callbacks.Callback):
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         if stop_requested():
             self.model.stop_training = True
-
-
-class TestCurve(keras.callbacks.Callback):
-    """Record the test loss and accuracy at each epoch's end, for the curves only."""
-
-    def __init__(self, x: np.ndarray, y: np.ndarray):
-        super().__init__()
-        self.x, self.y = x, y
-        self.history: dict[str, list[float]] = {"epoch_test_loss": [], "epoch_test_accuracy": []}
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        loss, accuracy = self.model.evaluate(self.x, self.y, batch_size=256, verbose=0)
-        self.history["epoch_test_loss"].append(float(loss))
-        self.history["epoch_test_accuracy"].append(float(accuracy))
