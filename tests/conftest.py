@@ -70,6 +70,9 @@ def project(tmp_path, small_params) -> Path:
             shutil.copy2(ROOT / name, dest / name)
     write_params(dest, small_params)
     git(dest, "init", "-q")
+    # dvc exp commits too: give the repo its own identity rather than rely on a global one
+    git(dest, "config", "user.name", "test")
+    git(dest, "config", "user.email", "test@localhost")
     git(dest, "add", "-A")
-    git(dest, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    git(dest, "commit", "-qm", "init")
     return dest

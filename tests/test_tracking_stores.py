@@ -80,11 +80,7 @@ def test_runs_go_to_the_server_named_by_the_environment(project, mlflow_server):
 def test_two_queued_experiments_in_parallel_share_the_sqlite_store(project):
     dvc(project, "repro", "prepare@ex1")
     subprocess.run(["git", "add", "-A"], cwd=project, check=True)
-    subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "data"],
-        cwd=project,
-        check=True,
-    )
+    subprocess.run(["git", "commit", "-qm", "data"], cwd=project, check=True)
     rates = ("0.01", "0.005")
     for rate in rates:
         dvc(
