@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import copy
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tools.make_mirror import build_mirror
-
-ROOT = Path(__file__).resolve().parents[1]
+from tools.project_copy import ROOT, copy_project
 
 
 def shrink(params: dict, mirror: str | None) -> dict:
@@ -53,26 +50,7 @@ def write_params(directory: Path, params: dict) -> Path:
     return path
 
 
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
-    ).stdout
-
-
 @pytest.fixture
 def project(tmp_path, small_params) -> Path:
     """A copy of this project's tracked files in a fresh git repo, with shrunk params."""
-    dest = tmp_path / "project"
-    tracked = git(ROOT, "ls-files", "-z").split("\0")
-    for name in filter(None, tracked):
-        if (ROOT / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, dest / name)
-    write_params(dest, small_params)
-    git(dest, "init", "-q")
-    # dvc exp commits too: give the repo its own identity rather than rely on a global one
-    git(dest, "config", "user.name", "test")
-    git(dest, "config", "user.email", "test@localhost")
-    git(dest, "add", "-A")
-    git(dest, "commit", "-qm", "init")
-    return dest
+    return copy_project(tmp_path / "project", yaml.safe_dump(small_params, sort_keys=False))

@@ -1,0 +1,33 @@
+"""A copy of this project's tracked files in a fresh git repo: for tests and benchmarks,
+which must never run DVC or write MLflow runs in the user's checkout."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout
+
+
+def copy_project(dest: Path, params_yaml: str | None = None) -> Path:
+    """Copy the tracked files to `dest`, replace params.yaml if given, and commit."""
+    for name in filter(None, git(ROOT, "ls-files", "-z").split("\0")):
+        if (ROOT / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    if params_yaml is not None:
+        (dest / "params.yaml").write_text(params_yaml)
+    git(dest, "init", "-q")
+    # dvc exp commits too: give the repo its own identity rather than rely on a global one
+    git(dest, "config", "user.name", "pipeline copy")
+    git(dest, "config", "user.email", "copy@localhost")
+    git(dest, "add", "-A")
+    git(dest, "commit", "-qm", "copy of the project")
+    return dest
