@@ -108,7 +108,8 @@ def log_training(params, exercise: str, result, metrics: dict, figure, example) 
         client.log_batch(run_id, metrics=curves[i : i + 1000])
     mlflow.log_metrics(metrics)
     mlflow.log_figure(figure, "evaluation.png")
-    signature = mlflow.models.infer_signature(example, result.model.predict(example, verbose=0))
+    # the example is the first test images, whose probabilities are already at hand
+    signature = mlflow.models.infer_signature(example, result.test_probabilities[: len(example)])
     mlflow.keras.log_model(
         result.model,
         name="model",
