@@ -1,4 +1,4 @@
-"""Stage mc_evaluate@<exercise>: MC Dropout accuracy and predictive variance, seeded."""
+"""Stage mc_evaluate: MC Dropout accuracy and predictive variance of exercises 3 and 6."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 from stages import tracking
 from stages.atomic import write_json, write_text
-from stages.config import MC_EXERCISES, exercise_arg, load_params
+from stages.config import MC_EXERCISES, load_params
 from stages.datasets import load_arrays
 from stages.errors import PipelineError, run_stage
 from stages.paths import exercise_output, prepared_data
@@ -27,19 +27,18 @@ def load_model(path):
         ) from None
 
 
-def main(argv: list[str]) -> None:
-    name = exercise_arg(argv, "mc_evaluate", MC_EXERCISES)
-    params = load_params()
-    mc = getattr(params.exercises, name).mc
-    data = load_arrays(prepared_data(name), f"prepare@{name}")
-    run_id = json.loads(exercise_output(name, "run.json").read_text())["run_id"]
-    tracking.connect()
-
+def evaluate_exercise(params, name: str) -> None:
+    """MC Dropout on one exercise's trained model; outputs written, metrics logged to its run."""
     from stages.mc_dropout import mc_probabilities, summarize
     from stages.plotting import save_figure, variance_histogram
     from stages.seeding import set_seed
 
-    set_seed(params.seed)  # before loading: the dropout layers take their seeds from it
+    mc = getattr(params.exercises, name).mc
+    data = load_arrays(prepared_data(name), f"prepare@{name}")
+    run_id = json.loads(exercise_output(name, "run.json").read_text())["run_id"]
+    # Before loading: the dropout layers take their seeds from it. Seeded per exercise, so
+    # each one's passes are the same whichever exercises this process evaluates.
+    set_seed(params.seed)
     model = load_model(exercise_output(name, "model.keras"))
     probabilities = mc_probabilities(model, data["x_test"], mc.passes, mc.batch_size)
     summary = summarize(probabilities, data["y_test"])
@@ -64,6 +63,18 @@ def main(argv: list[str]) -> None:
         f"{name}: MC accuracy {metrics['mc_accuracy']:.4f}, "
         f"mean predictive variance {metrics['mean_predictive_variance']:.6f}"
     )
+
+
+def main(argv: list[str]) -> None:
+    """Every exercise that asks for MC Dropout, or those named: one process for all, as
+    importing TensorFlow and MLflow costs more than the passes themselves."""
+    names = argv or list(MC_EXERCISES)
+    if not set(names) <= set(MC_EXERCISES):
+        raise PipelineError(f"usage: python -m stages.mc_evaluate [{' '.join(MC_EXERCISES)}]")
+    params = load_params()
+    tracking.connect()
+    for name in names:
+        evaluate_exercise(params, name)
 
 
 if __name__ == "__main__":
