@@ -6,7 +6,8 @@ Works on a copy of the project in a temporary git repo (your checkout is not tou
 writes benchmarks/results/latest.json and latest.md. Measured, each `--repeats` times:
 `dvc repro` from a clean state (per stage: wall time, start-up, peak memory), a no-op
 `dvc repro`, the rerun after changing exercise 1's learning rate and after changing
-exercise 4's head learning rate, and the baseline (benchmarks/baseline.py) in one process.
+exercise 4's head learning rate, and the baseline (benchmarks/baseline.py) in one process;
+then, once, exercise 1 on 1k-60k MNIST images (benchmarks/scale.py).
 Datasets missing from the mirror (SVHN here) get a synthetic stand-in of the real shape;
 MobileNetV2 runs with `weights: null` unless --weights says otherwise.
 """
@@ -100,7 +101,7 @@ def pipeline_round(project: Path, env: dict, timings: Path) -> dict:
 
 
 def baseline_round(project: Path, mirror: Path) -> dict:
-    out = project / "baseline.json"
+    out = project.parent / "baseline"
     subprocess.run(
         [
             sys.executable,
@@ -114,27 +115,29 @@ def baseline_round(project: Path, mirror: Path) -> dict:
         check=True,
         capture_output=True,
     )
-    return json.loads(out.read_text())
+    return json.loads((out / "baseline.json").read_text())
 
 
-def scale_round(project: Path, env: dict, timings: Path) -> list[dict]:
-    """Exercise 1 on growing MNIST slices: time per epoch from a 1-epoch and a 4-epoch run."""
+def scale_round(project: Path, mirror: Path) -> list[dict]:
+    """Exercise 1 on growing MNIST slices (benchmarks/scale.py, a process per size)."""
     rows = []
     for n in (1000, 5000, 20000, 60000):
-        walls, peak = {}, 0.0
-        for epochs in (1, 4):
-            set_params(
-                project,
-                {
-                    "exercises.ex1.n_train": n,
-                    "exercises.ex1.training.epochs": epochs,
-                    "exercises.ex1.training.early_stopping": None,
-                },
-            )
-            timed(["dvc", "repro", "train@ex1"], project, env)
-            (record,) = [s for s in read_timings(timings) if s["stage"] == "train ex1"]
-            walls[epochs], peak = record["wall_s"], max(peak, record["peak_rss_mb"])
-        rows.append({"n_train": n, "s_per_epoch": (walls[4] - walls[1]) / 3, "peak_rss_mb": peak})
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.scale",
+                str(project / "params.yaml"),
+                str(mirror),
+                str(n),
+                "6",
+            ],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
     return rows
 
 
@@ -172,6 +175,7 @@ def summarize(rounds: list[dict], baselines: list[dict], scale: list[dict], mach
         "pipeline_full_s": median([r["full_s"] for r in rounds]),
         "baseline_full_s": median([b["total"]["seconds"] for b in baselines]),
         "ratio_full": median(ratios),
+        "ratio_full_each_round": [round(r, 3) for r in ratios],
         "ratio_ex4": median(ex4_ratios),
         "ratio_ex4_head_lr_rerun": median(ex4_rerun),
         "noop_s": median([r["noop_s"] for r in rounds]),
@@ -192,19 +196,50 @@ def markdown(s: dict) -> str:
         f"Measured {m['date']} on {m['cpus']} CPU cores, {m['memory_gb']} GB, {m['platform']}, "
         f"Python {m['python']}; medians of {s['repeats']} runs; data: {m['data']}.",
         "",
-        "| measure | value | target |",
-        "|---|---|---|",
-        f"| full `dvc repro` from a clean state | {s['pipeline_full_s']:.1f} s | |",
-        f"| baseline (six notebooks, one process) | {s['baseline_full_s']:.1f} s | |",
-        f"| pipeline / baseline | {s['ratio_full']:.2f} | ≤ 0.8 |",
-        f"| exercise 4: pipeline stages / baseline | {s['ratio_ex4']:.2f} "
-        f"({s['pipeline_ex4_s']:.1f} s / {s['baseline_ex4_s']:.1f} s) | ≤ 0.35 |",
-        f"| rerun after exercise 4's head learning rate / baseline ex. 4 | "
-        f"{s['ratio_ex4_head_lr_rerun']:.2f} | ≤ 0.15 |",
-        f"| rerun after exercise 1's learning rate | {s['ex1_lr_rerun_s']:.1f} s | ≤ 15 s |",
-        f"| no-op `dvc repro` | {s['noop_s']:.2f} s | < 3 s |",
-        f"| highest stage peak memory | {s['max_stage_peak_rss_mb']:.0f} MB | ≤ 1500 MB |",
-        f"| baseline peak memory | {s['baseline_peak_rss_mb']:.0f} MB | |",
+        "| measure | value | target | met |",
+        "|---|---|---|---|",
+    ]
+    yes_no = {True: "yes", False: "**no**", None: ""}
+    for label, value, target, met in (
+        ("full `dvc repro` from a clean state", f"{s['pipeline_full_s']:.1f} s", "", None),
+        ("baseline (six notebooks, one process)", f"{s['baseline_full_s']:.1f} s", "", None),
+        (
+            "pipeline / baseline",
+            f"{s['ratio_full']:.2f} (each run: "
+            + ", ".join(f"{r:.2f}" for r in s["ratio_full_each_round"])
+            + ")",
+            "≤ 0.8",
+            s["ratio_full"] <= 0.8,
+        ),
+        (
+            "exercise 4: pipeline stages / baseline",
+            f"{s['ratio_ex4']:.2f} ({s['pipeline_ex4_s']:.1f} s / {s['baseline_ex4_s']:.1f} s)",
+            "≤ 0.35",
+            s["ratio_ex4"] <= 0.35,
+        ),
+        (
+            "rerun after exercise 4's head learning rate / baseline ex. 4",
+            f"{s['ratio_ex4_head_lr_rerun']:.2f}",
+            "≤ 0.15",
+            s["ratio_ex4_head_lr_rerun"] <= 0.15,
+        ),
+        (
+            "rerun after exercise 1's learning rate",
+            f"{s['ex1_lr_rerun_s']:.1f} s",
+            "≤ 15 s",
+            s["ex1_lr_rerun_s"] <= 15,
+        ),
+        ("no-op `dvc repro`", f"{s['noop_s']:.2f} s", "< 3 s", s["noop_s"] < 3),
+        (
+            "highest stage peak memory",
+            f"{s['max_stage_peak_rss_mb']:.0f} MB",
+            "≤ 1500 MB",
+            s["max_stage_peak_rss_mb"] <= 1500,
+        ),
+        ("baseline peak memory", f"{s['baseline_peak_rss_mb']:.0f} MB", "", None),
+    ):
+        lines.append(f"| {label} | {value} | {target} | {yes_no[met]} |")
+    lines += [
         "",
         "| stage | wall (s) | start-up (s) | peak memory (MB) | imports TensorFlow "
         "| imports MLflow |",
@@ -223,13 +258,20 @@ def markdown(s: dict) -> str:
     if s["scale_ex1"]:
         lines += [
             "",
-            "| exercise 1, MNIST training images | time per epoch (s) | peak memory (MB) |",
-            "|---|---|---|",
+            "| exercise 1, MNIST training images | time per epoch (s) | first epoch (s) "
+            "| peak memory (MB) |",
+            "|---|---|---|---|",
         ]
         for row in s["scale_ex1"]:
             lines.append(
-                f"| {row['n_train']:,} | {row['s_per_epoch']:.2f} | {row['peak_rss_mb']:.0f} |"
+                f"| {row['n_train']:,} | {row['s_per_epoch']:.3f} | {row['first_epoch_s']:.2f} "
+                f"| {row['peak_rss_mb']:.0f} |"
             )
+        lines.append(
+            "\nTime per epoch: the median over epochs 2-6 (the first also builds TensorFlow's "
+            "graphs), 20% held out for validation as in the exercise; memory: the peak of that "
+            "training process."
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -272,7 +314,7 @@ def main() -> None:
             rounds.append(pipeline_round(project, env, timings))
             print(f"round {i + 1}/{args.repeats}: baseline", flush=True)
             baselines.append(baseline_round(project, mirror))
-        scale = [] if args.skip_scale else scale_round(project, env, timings)
+        scale = [] if args.skip_scale else scale_round(project, mirror)
         machine = {
             "date": time.strftime("%Y-%m-%d"),
             "cpus": os.cpu_count(),

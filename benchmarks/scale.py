@@ -1,0 +1,70 @@
+"""Exercise 1's training on a larger MNIST slice: seconds per epoch and peak memory.
+
+    python -m benchmarks.scale PARAMS_YAML MIRROR_DIR N_TRAIN EPOCHS
+
+One process per size, so the peak memory is that size's. Trains with the pipeline's own
+code (stages.training) and exercise 1's params, without early stopping so every size runs
+all EPOCHS; the first epoch also builds TensorFlow's graphs, so the figure is the median
+of the others. Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from stages.config import Params
+from stages.datasets import prepare, read_mirror
+
+
+def main() -> None:
+    params_path, mirror = Path(sys.argv[1]), Path(sys.argv[2])
+    n_train, epochs = int(sys.argv[3]), int(sys.argv[4])
+    raw = yaml.safe_load(params_path.read_text())
+    ex1 = raw["exercises"]["ex1"]
+    ex1["n_train"] = n_train
+    ex1["training"].update(epochs=epochs, early_stopping=None)
+    params = Params.model_validate(raw)
+    ex = params.exercises.ex1
+
+    import keras
+
+    from stages.seeding import set_seed
+    from stages.training import train_exercise
+
+    class EpochTimer(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seconds: list[float] = []
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            self.seconds.append(time.perf_counter() - self.started)
+
+    data = prepare(read_mirror(mirror, ex.dataset), n_train, ex.n_test, ex.dataset)
+    set_seed(params.seed)
+    timer = EpochTimer()
+    train_exercise(ex, data, extra_callbacks=(timer,))
+    after_first = sorted(timer.seconds[1:])
+    print(
+        json.dumps(
+            {
+                "n_train": n_train,
+                "epochs": epochs,
+                "s_per_epoch": after_first[len(after_first) // 2],
+                "first_epoch_s": timer.seconds[0],
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
