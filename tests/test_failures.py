@@ -84,10 +84,19 @@ def test_more_samples_than_the_data_holds_stops_prepare(project, small_params):
     assert files_under(project) == before
 
 
-def test_unknown_exercise_on_the_command_line(project):
-    done = run_stage(project, "stages.train", "ex7")
+@pytest.mark.parametrize(
+    ("stage", "usage"),
+    [
+        (["stages.train", "ex7"], "usage: python -m stages.train {ex1,ex2,ex3,ex4,ex5,ex6}"),
+        (["stages.mc_evaluate", "ex3", "ex1"], "usage: python -m stages.mc_evaluate [ex3 ex6]"),
+    ],
+)
+def test_unknown_exercise_on_the_command_line(project, stage, usage):
+    before = files_under(project)
+    done = run_stage(project, *stage)
     assert done.returncode == 2
-    assert "usage: python -m stages.train {ex1,ex2,ex3,ex4,ex5,ex6}" in done.stderr
+    assert usage in done.stderr
+    assert files_under(project) == before
 
 
 def closed_port() -> int:
