@@ -20,9 +20,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import yaml
 
+from stages.datasets import prepare, read_mirror
+from stages.mc_dropout import mc_probabilities, summarize
 from stages.plotting import evaluation_figure, save_figure, variance_histogram
 
 
@@ -31,20 +32,17 @@ def peak_rss_mb() -> float:
 
 
 def load(mirror: Path, dataset: str, n_train: int, n_test: int):
-    with np.load(mirror / f"{dataset}.npz") as f:
-        x_train, y_train = f["x_train"][:n_train], f["y_train"][:n_train]
-        x_test, y_test = f["x_test"][:n_test], f["y_test"][:n_test]
-    x_train = x_train.astype("float32") / 255.0
-    x_test = x_test.astype("float32") / 255.0
-    return x_train, y_train.reshape(-1), x_test, y_test.reshape(-1)
+    """The first samples as float32 in [0, 1], read and checked as the pipeline does."""
+    data = prepare(read_mirror(mirror, dataset), n_train, n_test, dataset)
+    return data["x_train"], data["y_train"], data["x_test"], data["y_test"]
 
 
 def mc_dropout(model, x, y, passes: int, figure_path: Path):
-    probs = np.stack([model(x, training=True).numpy() for _ in range(passes)])
-    accuracy = float((probs.mean(axis=0).argmax(axis=1) == y).mean())
-    variance = probs.var(axis=0).mean(axis=1)
+    """Q3.2 / Q6.2-6.3: all test images in one call per pass, as the notebooks do."""
+    summary = summarize(mc_probabilities(model, x, passes, batch_size=len(x)), y)
+    variance = summary["per_sample_variance"]
     save_figure(variance_histogram(variance, "MC Dropout predictive variance"), figure_path)
-    return accuracy, float(variance.mean())
+    return summary["mc_accuracy"], summary["mean_predictive_variance"]
 
 
 def evaluate(model, fit, xt, yt, figure_path: Path) -> float:

@@ -97,7 +97,8 @@ def train_exercise(
 
 
 class StopOnSignal(keras.callbacks.Callback):
-    """End training at the next batch once SIGINT or SIGTERM has arrived."""
+    """End training once SIGINT or SIGTERM has arrived, at the end of the current call into
+    TensorFlow (at most STEPS_PER_EXECUTION batches)."""
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         if stop_requested():
