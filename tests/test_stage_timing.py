@@ -4,23 +4,28 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 import time
 
-from stages.errors import TIMINGS_ENV
+from stages.timing import TIMINGS_ENV, ImportClock
 
 
-def test_a_stage_records_its_wall_time_start_up_and_imports(project, tmp_path):
-    timings = tmp_path / "timings.jsonl"
+def run_with_timings(command: list[str], cwd, timings) -> float:
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "stages.fetch", "mnist"],
-        cwd=project,
+        command,
+        cwd=cwd,
         env={**os.environ, TIMINGS_ENV: str(timings)},
         check=True,
         capture_output=True,
         timeout=120,
     )
-    elapsed = time.perf_counter() - started
+    return time.perf_counter() - started
+
+
+def test_a_stage_records_its_wall_time_start_up_and_imports(project, tmp_path):
+    timings = tmp_path / "timings.jsonl"
+    elapsed = run_with_timings([sys.executable, "-m", "stages.fetch", "mnist"], project, timings)
 
     (record,) = [json.loads(line) for line in timings.read_text().splitlines()]
     assert record["stage"] == "fetch mnist"
@@ -28,6 +33,50 @@ def test_a_stage_records_its_wall_time_start_up_and_imports(project, tmp_path):
     # process's start (whole-second boot-time rounding once put it 0.4 s out)
     tick = 1 / os.sysconf("SC_CLK_TCK")
     assert 0 < record["startup_s"] < record["wall_s"] <= elapsed + 2 * tick
+    assert record["startup_s"] == record["before_main_s"]
+    assert record["import_tensorflow_s"] == record["import_mlflow_s"] == 0
     assert record["peak_rss_mb"] > 10
     assert record["imports_tensorflow"] is False
     assert record["imports_mlflow"] is False
+
+
+def test_start_up_counts_a_heavy_import_made_inside_main(tmp_path):
+    script = tmp_path / "stage_importing_mlflow.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            from stages.errors import run_stage
+
+            def main(argv):
+                import mlflow  # noqa: F401
+
+            run_stage(main)
+            """
+        )
+    )
+    timings = tmp_path / "timings.jsonl"
+    run_with_timings([sys.executable, str(script)], tmp_path, timings)
+
+    (record,) = [json.loads(line) for line in timings.read_text().splitlines()]
+    assert record["imports_mlflow"] is True
+    assert record["import_mlflow_s"] > 0.1  # about 1 s here
+    assert record["import_tensorflow_s"] == 0
+    assert record["startup_s"] == round(record["before_main_s"] + record["import_mlflow_s"], 3)
+
+
+def test_the_import_clock_times_the_outermost_first_import_only(tmp_path, monkeypatch):
+    (tmp_path / "slow_outer.py").write_text("import time\ntime.sleep(0.3)\nimport slow_inner\n")
+    (tmp_path / "slow_inner.py").write_text("import time\ntime.sleep(0.2)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr("builtins.__import__", __import__)  # undone after the test
+    clock = ImportClock({"slow_outer": "outer", "slow_inner": "inner"})
+    clock.install()
+    try:
+        import slow_outer  # noqa: F401
+        import slow_outer as again  # noqa: F401  (cached: not timed again)
+    finally:
+        sys.modules.pop("slow_outer", None)
+        sys.modules.pop("slow_inner", None)
+
+    assert 0.5 <= clock.seconds["outer"] < 2
+    assert clock.seconds["inner"] == 0  # counted within slow_outer, where it was imported

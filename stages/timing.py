@@ -1,0 +1,78 @@
+"""The timing record each stage process writes for benchmarks/ when PIPELINE_TIMINGS is set."""
+
+from __future__ import annotations
+
+import builtins
+import json
+import os
+import resource
+import sys
+import time
+
+TIMINGS_ENV = "PIPELINE_TIMINGS"  # a file path: each stage appends its timing record
+
+# What a stage pays to start before it does any work: the interpreter and its own modules
+# (before main), then these libraries, which the stages import inside main so that stages
+# without them start in 0.2 s. Keras 3 imports TensorFlow, so the two count as one.
+HEAVY_LIBRARIES = {"tensorflow": "tensorflow", "keras": "tensorflow", "mlflow": "mlflow"}
+
+
+def since_boot() -> float:
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+def process_started() -> float:
+    """When this process started, in seconds since boot: exact to a clock tick, where
+    psutil's create_time adds the boot time, which Linux gives in whole seconds."""
+    with open("/proc/self/stat") as stat:
+        # the command name (field 2) may hold spaces; field 22, starttime, is the 20th after it
+        ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+class ImportClock:
+    """Seconds spent in the first import of each heavy library, timed at the outermost
+    `import` statement, so a library imported by another counts once, for the outer one."""
+
+    def __init__(self, libraries: dict[str, str] = HEAVY_LIBRARIES) -> None:
+        self.libraries = libraries
+        self.seconds = dict.fromkeys(libraries.values(), 0.0)
+        self._timing = False
+
+    def install(self) -> None:
+        real_import = builtins.__import__
+
+        def timed_import(name, globals=None, locals=None, fromlist=(), level=0):
+            top = name.partition(".")[0]
+            if self._timing or level or top not in self.libraries or top in sys.modules:
+                return real_import(name, globals, locals, fromlist, level)
+            self._timing = True
+            start = time.perf_counter()
+            try:
+                return real_import(name, globals, locals, fromlist, level)
+            finally:
+                self._timing = False
+                self.seconds[self.libraries[top]] += time.perf_counter() - start
+
+        builtins.__import__ = timed_import
+
+
+def record_timing(path: str, entered_main: float, imports: ImportClock) -> None:
+    """Append one JSON line: wall time from process start, start-up (everything before
+    main, plus importing TensorFlow and MLflow), peak memory. The exit after this line is
+    not in it; run_stage's gc.freeze() keeps that short."""
+    started = process_started()
+    before_main = entered_main - started
+    record = {
+        "stage": " ".join([sys.argv[0].rsplit("/", 1)[-1].removesuffix(".py"), *sys.argv[1:]]),
+        "wall_s": round(since_boot() - started, 3),
+        "startup_s": round(before_main + sum(imports.seconds.values()), 3),
+        "before_main_s": round(before_main, 3),
+        "import_tensorflow_s": round(imports.seconds["tensorflow"], 3),
+        "import_mlflow_s": round(imports.seconds["mlflow"], 3),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "imports_tensorflow": "tensorflow" in sys.modules,
+        "imports_mlflow": "mlflow" in sys.modules,
+    }
+    with open(path, "a") as out:
+        out.write(json.dumps(record) + "\n")
