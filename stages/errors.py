@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from stages.timing import TIMINGS_ENV, ImportClock, record_timing, since_boot
+from stages.timing import stage_timing
 
 
 class PipelineError(Exception):
@@ -30,19 +30,13 @@ def run_stage(main: Callable[[list[str]], None]) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ banner out
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
-    timings = os.environ.get(TIMINGS_ENV)
-    if timings:
-        imports = ImportClock()
-        imports.install()
-        entered_main = since_boot()
     try:
-        main(sys.argv[1:])
+        with stage_timing():
+            main(sys.argv[1:])
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     finally:
-        if timings:
-            record_timing(timings, entered_main, imports)
         # The interpreter's last garbage collection walks every object TensorFlow and
         # MLflow made: 0.8 s per stage here, for memory the exiting process frees anyway.
         # Frozen objects are skipped; atexit handlers and file closing still run.

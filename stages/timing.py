@@ -8,6 +8,8 @@ import os
 import resource
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 TIMINGS_ENV = "PIPELINE_TIMINGS"  # a file path: each stage appends its timing record
 
@@ -17,11 +19,11 @@ TIMINGS_ENV = "PIPELINE_TIMINGS"  # a file path: each stage appends its timing r
 HEAVY_LIBRARIES = {"tensorflow": "tensorflow", "keras": "tensorflow", "mlflow": "mlflow"}
 
 
-def since_boot() -> float:
+def _since_boot() -> float:
     return time.clock_gettime(time.CLOCK_BOOTTIME)
 
 
-def process_started() -> float:
+def _process_started() -> float:
     """When this process started, in seconds since boot: exact to a clock tick, where
     psutil's create_time adds the boot time, which Linux gives in whole seconds."""
     with open("/proc/self/stat") as stat:
@@ -57,15 +59,32 @@ class ImportClock:
         builtins.__import__ = timed_import
 
 
-def record_timing(path: str, entered_main: float, imports: ImportClock) -> None:
+@contextmanager
+def stage_timing() -> Iterator[None]:
+    """Around a stage's main(): when PIPELINE_TIMINGS names a file, append this process's
+    timing record to it as the block ends, however it ends."""
+    path = os.environ.get(TIMINGS_ENV)
+    if not path:
+        yield
+        return
+    imports = ImportClock()
+    imports.install()
+    entered_main = _since_boot()
+    try:
+        yield
+    finally:
+        _record_timing(path, entered_main, imports)
+
+
+def _record_timing(path: str, entered_main: float, imports: ImportClock) -> None:
     """Append one JSON line: wall time from process start, start-up (everything before
     main, plus importing TensorFlow and MLflow), peak memory. The exit after this line is
     not in it; run_stage's gc.freeze() keeps that short."""
-    started = process_started()
+    started = _process_started()
     before_main = entered_main - started
     record = {
         "stage": " ".join([sys.argv[0].rsplit("/", 1)[-1].removesuffix(".py"), *sys.argv[1:]]),
-        "wall_s": round(since_boot() - started, 3),
+        "wall_s": round(_since_boot() - started, 3),
         "startup_s": round(before_main + sum(imports.seconds.values()), 3),
         "before_main_s": round(before_main, 3),
         "import_tensorflow_s": round(imports.seconds["tensorflow"], 3),
