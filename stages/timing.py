@@ -81,14 +81,17 @@ def _record_timing(path: str, entered_main: float, imports: ImportClock) -> None
     main, plus importing TensorFlow and MLflow), peak memory. The exit after this line is
     not in it; run_stage's gc.freeze() keeps that short."""
     started = _process_started()
-    before_main = entered_main - started
+    # rounded before they are summed, so the parts in the record add up to its start-up
+    parts = {
+        "before_main_s": round(entered_main - started, 3),
+        "import_tensorflow_s": round(imports.seconds["tensorflow"], 3),
+        "import_mlflow_s": round(imports.seconds["mlflow"], 3),
+    }
     record = {
         "stage": " ".join([sys.argv[0].rsplit("/", 1)[-1].removesuffix(".py"), *sys.argv[1:]]),
         "wall_s": round(_since_boot() - started, 3),
-        "startup_s": round(before_main + sum(imports.seconds.values()), 3),
-        "before_main_s": round(before_main, 3),
-        "import_tensorflow_s": round(imports.seconds["tensorflow"], 3),
-        "import_mlflow_s": round(imports.seconds["mlflow"], 3),
+        "startup_s": round(sum(parts.values()), 3),
+        **parts,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "imports_tensorflow": "tensorflow" in sys.modules,
         "imports_mlflow": "mlflow" in sys.modules,
