@@ -22,9 +22,10 @@ from pathlib import Path
 
 import yaml
 
-from stages.datasets import prepare, read_mirror
-from stages.mc_dropout import mc_probabilities, summarize
-from stages.plotting import evaluation_figure, save_figure, variance_histogram
+from keras_exercises.data.datasets import prepare
+from keras_exercises.data.mirror import read_mirror
+from keras_exercises.mc_dropout import mc_probabilities, summarize
+from keras_exercises.plotting import evaluation_figure, save_figure, variance_histogram
 
 
 def peak_rss_mb() -> float:

@@ -30,8 +30,8 @@ import numpy as np
 import psutil
 import yaml
 
-from stages.timing import TIMINGS_ENV
-from tools.make_mirror import build_mirror
+from keras_exercises.data.mirror import build_mirror
+from keras_exercises.runtime.timing import TIMINGS_ENV
 from tools.project_copy import ROOT, copy_project
 
 RESULTS = ROOT / "benchmarks" / "results"

@@ -3,7 +3,7 @@
     python -m benchmarks.scale PARAMS_YAML MIRROR_DIR N_TRAIN EPOCHS
 
 One process per size, so the peak memory is that size's. Trains with the pipeline's own
-code (stages.training) and exercise 1's params, without early stopping so every size runs
+code (keras_exercises.training) and exercise 1's params, without early stopping so every size runs
 all EPOCHS; the first epoch also builds TensorFlow's graphs, so the figure is the median
 of the others. Prints one JSON line.
 """
@@ -18,8 +18,9 @@ from pathlib import Path
 
 import yaml
 
-from stages.config import Params
-from stages.datasets import prepare, read_mirror
+from keras_exercises.data.datasets import prepare
+from keras_exercises.data.mirror import read_mirror
+from keras_exercises.params import Params
 
 
 def main() -> None:
@@ -34,8 +35,8 @@ def main() -> None:
 
     import keras
 
-    from stages.seeding import set_seed
-    from stages.training import train_exercise
+    from keras_exercises.runtime.seeding import set_seed
+    from keras_exercises.training import train_exercise
 
     class EpochTimer(keras.callbacks.Callback):
         def __init__(self) -> None:

@@ -1,0 +1,1 @@
+"""What dvc.yaml runs: one module per stage, each a thin main() over keras_exercises."""

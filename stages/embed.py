@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from stages.config import exercise_arg, load_params
-from stages.datasets import load_arrays, save_arrays
-from stages.errors import run_stage
-from stages.paths import embeddings, prepared_data
+from keras_exercises.data.datasets import load_arrays, save_arrays
+from keras_exercises.params import exercise_arg, load_params
+from keras_exercises.runtime.errors import run_stage
+from keras_exercises.runtime.paths import embeddings, prepared_data
 
 
 def main(argv: list[str]) -> None:
@@ -27,8 +27,8 @@ def main(argv: list[str]) -> None:
         print(f"{name}: base is fine-tuned or inputs augmented; training end to end instead")
         return
 
-    from stages.models import build_model, embed, split_at_embedding
-    from stages.seeding import set_seed
+    from keras_exercises.models import build_model, embed, split_at_embedding
+    from keras_exercises.runtime.seeding import set_seed
 
     # the same seed and construction order as train@<exercise>: a random (weights: null)
     # base comes out identical in both processes

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from stages.atomic import write_json
-from stages.config import load_params
-from stages.datasets import IMAGE_SHAPES, download, provenance, read_mirror, save_arrays
-from stages.errors import PipelineError, run_stage
-from stages.paths import from_project, raw_data, raw_provenance
+from keras_exercises.data.datasets import IMAGE_SHAPES, provenance, save_arrays
+from keras_exercises.data.downloads import download_arrays
+from keras_exercises.data.mirror import read_mirror
+from keras_exercises.params import load_params
+from keras_exercises.runtime.atomic import write_json
+from keras_exercises.runtime.errors import PipelineError, run_stage
+from keras_exercises.runtime.paths import from_project, raw_data, raw_provenance
 
 
 def main(argv: list[str]) -> None:
@@ -19,7 +21,7 @@ def main(argv: list[str]) -> None:
         arrays = read_mirror(from_project(mirror), dataset)
         source = f"mirror {mirror}"
     else:
-        arrays = download(dataset, data.download_url, data.timeout_seconds, data.attempts)
+        arrays = download_arrays(dataset, data.download_url, data.timeout_seconds, data.attempts)
         source = f"download from {data.download_url or 'the official origins'}"
     save_arrays(raw_data(dataset), arrays)
     write_json(raw_provenance(dataset), provenance(arrays, source))

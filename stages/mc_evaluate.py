@@ -4,34 +4,21 @@ from __future__ import annotations
 
 import json
 
-from stages import tracking
-from stages.atomic import write_json, write_text
-from stages.config import MC_EXERCISES, load_params
-from stages.datasets import load_arrays
-from stages.errors import PipelineError, run_stage
-from stages.paths import exercise_output, prepared_data
-
-
-def load_model(path):
-    import keras
-
-    if not path.is_file():
-        raise PipelineError(f"{path} is missing: it is made by the train stage; run `dvc repro`.")
-    try:
-        # safe_mode refuses models that would run arbitrary code (lambda layers) on load
-        return keras.models.load_model(path, safe_mode=True)
-    except Exception as exc:
-        raise PipelineError(
-            f"{path} is not a loadable Keras model ({type(exc).__name__}: {exc}). "
-            "Run `dvc repro` to retrain it."
-        ) from None
+from keras_exercises import tracking
+from keras_exercises.data.datasets import load_arrays
+from keras_exercises.params import MC_EXERCISES, load_params
+from keras_exercises.plot_data import variance_csv
+from keras_exercises.runtime.atomic import write_json, write_text
+from keras_exercises.runtime.errors import PipelineError, run_stage
+from keras_exercises.runtime.paths import exercise_output, prepared_data
 
 
 def evaluate_exercise(params, name: str) -> None:
     """MC Dropout on one exercise's trained model; outputs written, metrics logged to its run."""
-    from stages.mc_dropout import mc_probabilities, summarize
-    from stages.plotting import save_figure, variance_histogram
-    from stages.seeding import set_seed
+    from keras_exercises.mc_dropout import mc_probabilities, summarize
+    from keras_exercises.models import load_model
+    from keras_exercises.plotting import save_figure, variance_histogram
+    from keras_exercises.runtime.seeding import set_seed
 
     mc = getattr(params.exercises, name).mc
     data = load_arrays(prepared_data(name), f"prepare@{name}")
@@ -53,10 +40,7 @@ def evaluate_exercise(params, name: str) -> None:
     )
     tracking.log_mc_evaluation(run_id, metrics, figure)
 
-    write_text(
-        exercise_output(name, "mc_variance.csv"),
-        "sample,variance\n" + "".join(f"{i},{v:.8f}\n" for i, v in enumerate(variance)),
-    )
+    write_text(exercise_output(name, "mc_variance.csv"), variance_csv(variance))
     save_figure(figure, exercise_output(name, "mc_variance.png"))
     write_json(exercise_output(name, "mc_metrics.json"), metrics)
     print(

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from stages.config import exercise_arg, load_params
-from stages.datasets import load_arrays, prepare, save_arrays
-from stages.errors import run_stage
-from stages.paths import prepared_data, raw_data
+from keras_exercises.data.datasets import load_arrays, prepare, save_arrays
+from keras_exercises.params import exercise_arg, load_params
+from keras_exercises.runtime.errors import run_stage
+from keras_exercises.runtime.paths import prepared_data, raw_data
 
 
 def main(argv: list[str]) -> None:

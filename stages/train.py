@@ -2,31 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-import io
-
-from stages import tracking
-from stages.atomic import atomic_path, write_json, write_text
-from stages.config import exercise_arg, load_params
-from stages.datasets import load_arrays
-from stages.errors import run_stage
-from stages.paths import embeddings, exercise_output, prepared_data
-
-
-def history_csv(history: dict[str, list[float]]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    keys = sorted(history)
-    writer.writerow(["epoch", *keys])
-    for epoch, row in enumerate(zip(*(history[k] for k in keys), strict=True), start=1):
-        writer.writerow([epoch, *row])
-    return out.getvalue()
-
-
-def predictions_csv(actual, predicted) -> str:
-    return "actual,predicted\n" + "".join(
-        f"{a},{p}\n" for a, p in zip(actual, predicted, strict=True)
-    )
+from keras_exercises import tracking
+from keras_exercises.data.datasets import load_arrays
+from keras_exercises.params import exercise_arg, load_params
+from keras_exercises.plot_data import history_csv, predictions_csv
+from keras_exercises.runtime.atomic import atomic_path, write_json, write_text
+from keras_exercises.runtime.errors import run_stage
+from keras_exercises.runtime.paths import embeddings, exercise_output, prepared_data
 
 
 def main(argv: list[str]) -> None:
@@ -43,9 +25,9 @@ def main(argv: list[str]) -> None:
     import mlflow
     from sklearn.metrics import confusion_matrix
 
-    from stages.plotting import evaluation_figure, save_figure
-    from stages.seeding import set_seed
-    from stages.training import train_exercise
+    from keras_exercises.plotting import evaluation_figure, save_figure
+    from keras_exercises.runtime.seeding import set_seed
+    from keras_exercises.training import train_exercise
 
     set_seed(params.seed)
     with mlflow.start_run(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tools.make_mirror import build_mirror
+from keras_exercises.data.mirror import build_mirror
 from tools.project_copy import ROOT, copy_project
 
 

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from stages.datasets import check_arrays, prepare, read_mirror, save_arrays
-from stages.errors import PipelineError
-from tools.make_mirror import synthetic_dataset
+from keras_exercises.data.datasets import check_arrays, prepare, save_arrays
+from keras_exercises.data.mirror import read_mirror, synthetic_dataset
+from keras_exercises.runtime.errors import PipelineError
 
 
 def test_mirror_round_trip(tmp_path):

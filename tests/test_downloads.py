@@ -6,9 +6,9 @@ import socket
 import numpy as np
 import pytest
 
-from stages import downloads
-from stages.downloads import RemoteFile, fetch_file
-from stages.errors import PipelineError
+from keras_exercises.data import downloads
+from keras_exercises.data.downloads import RemoteFile, fetch_file
+from keras_exercises.runtime.errors import PipelineError
 from tests.http_fixtures import FileServer, cifar10_tar_gz, mnist_npz, svhn_mat
 
 

@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
-from stages.config import Params
-from stages.datasets import prepare
-from stages.models import build_model, embed, split_at_embedding
-from stages.seeding import set_seed
-from stages.training import train_exercise
+from keras_exercises.data.datasets import prepare
+from keras_exercises.data.mirror import synthetic_dataset
+from keras_exercises.models import build_model, embed, split_at_embedding
+from keras_exercises.params import Params
+from keras_exercises.runtime.seeding import set_seed
+from keras_exercises.training import train_exercise
 from tests.conftest import shrink
-from tools.make_mirror import synthetic_dataset
 
 
 @pytest.fixture

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from stages.atomic import atomic_path, write_text
-from stages.datasets import prepare, save_arrays
-from stages.errors import PipelineError
-from stages.paths import prepared_data
+from keras_exercises.data.datasets import prepare, save_arrays
+from keras_exercises.data.mirror import synthetic_dataset
+from keras_exercises.runtime.atomic import atomic_path, write_text
+from keras_exercises.runtime.errors import PipelineError
+from keras_exercises.runtime.paths import prepared_data
 from tests.conftest import ROOT, write_params
 from tests.test_config import BAD_VALUES, set_key
-from tools.make_mirror import synthetic_dataset
 
 
 def run_stage(project: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -135,7 +135,7 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
 
 
 def test_truncated_model_is_refused_with_a_fix(tmp_path):
-    from stages.mc_evaluate import load_model
+    from keras_exercises.models import load_model
 
     broken = tmp_path / "model.keras"
     broken.write_bytes(b"PK\x03\x04 not a whole model")

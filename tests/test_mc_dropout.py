@@ -2,8 +2,8 @@ import keras
 import numpy as np
 import pytest
 
-from stages.mc_dropout import mc_probabilities, summarize
-from stages.seeding import set_seed
+from keras_exercises.mc_dropout import mc_probabilities, summarize
+from keras_exercises.runtime.seeding import set_seed
 
 
 def test_summary_math_on_known_numbers():

@@ -3,8 +3,8 @@
 import keras
 import pytest
 
-from stages.config import Params
-from stages.models import build_model, build_optimizer
+from keras_exercises.models import build_model, build_optimizer
+from keras_exercises.params import Params
 from tests.conftest import shrink
 
 

@@ -9,7 +9,7 @@ import mlflow
 import pytest
 import yaml
 
-from stages.report import QUESTIONS
+from keras_exercises.answers import QUESTIONS
 from tests.conftest import write_params
 
 pytestmark = pytest.mark.slow

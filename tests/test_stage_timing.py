@@ -7,7 +7,7 @@ import sys
 import textwrap
 import time
 
-from stages.timing import TIMINGS_ENV, ImportClock
+from keras_exercises.runtime.timing import TIMINGS_ENV, ImportClock
 
 
 def run_with_timings(command: list[str], cwd, timings) -> float:
@@ -45,7 +45,7 @@ def test_start_up_counts_a_heavy_import_made_inside_main(tmp_path):
     script.write_text(
         textwrap.dedent(
             """
-            from stages.errors import run_stage
+            from keras_exercises.runtime.errors import run_stage
 
             def main(argv):
                 import mlflow  # noqa: F401

@@ -4,13 +4,13 @@ import keras
 import numpy as np
 import pytest
 
-from stages import training
-from stages.config import Params
-from stages.datasets import prepare
-from stages.seeding import set_seed
-from stages.training import train_exercise
+from keras_exercises import training
+from keras_exercises.data.datasets import prepare
+from keras_exercises.data.mirror import synthetic_dataset
+from keras_exercises.params import Params
+from keras_exercises.runtime.seeding import set_seed
+from keras_exercises.training import train_exercise
 from tests.conftest import shrink
-from tools.make_mirror import synthetic_dataset
 
 
 def small_exercise(real_params, name: str, batch_size: int):

@@ -1,14 +1,14 @@
-"""Get the three datasets as uint8 arrays, and cut and scale the slices an exercise uses."""
+"""The three datasets as uint8 arrays: download them, check them, and cut and scale the
+slices an exercise uses. Mirrors (offline copies) are in `mirror.py`."""
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from stages.atomic import atomic_path
-from stages.errors import PipelineError
+from keras_exercises.runtime.atomic import atomic_path
+from keras_exercises.runtime.errors import PipelineError
 
 IMAGE_SHAPES = {"mnist": (28, 28), "cifar10": (32, 32, 3), "svhn_cropped": (32, 32, 3)}
 KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -16,44 +16,6 @@ KEYS = ("x_train", "y_train", "x_test", "y_test")
 DESCRIPTION = "description"
 NUM_CLASSES = 10
 Arrays = dict[str, np.ndarray]
-
-
-def download(dataset: str, base_url: str | None, timeout: float, attempts: int) -> Arrays:
-    """The standard loaders' samples, in their order (what "first N" refers to)."""
-    from stages import downloads
-
-    x_train, y_train, x_test, y_test = downloads.download(dataset, base_url, timeout, attempts)
-    arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
-    return check_arrays(arrays, dataset, f"the {dataset} download")
-
-
-def read_mirror(mirror: str | Path, dataset: str) -> Arrays:
-    path = Path(mirror) / f"{dataset}.npz"
-    if not path.is_file():
-        raise PipelineError(
-            f"data.mirror is {str(mirror)!r} but {path} does not exist. Put {dataset}.npz "
-            "there, or set data.mirror to null to download."
-        )
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            missing = [k for k in KEYS if k not in npz.files]
-            if missing:
-                raise PipelineError(
-                    f"{path} lacks the arrays {missing}; it must hold uint8 arrays "
-                    f"{', '.join(KEYS)}. Rebuild the file with those names."
-                )
-            arrays = {k: npz[k] for k in KEYS}
-            if DESCRIPTION in npz.files:
-                arrays[DESCRIPTION] = npz[DESCRIPTION]
-    except PipelineError:
-        raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        # ValueError also covers pickled object arrays, refused by allow_pickle=False
-        raise PipelineError(
-            f"{path} is not a readable .npz of plain arrays ({exc}). Replace it with a file "
-            "written by numpy.savez holding uint8 x_train, y_train, x_test, y_test."
-        ) from None
-    return check_arrays(arrays, dataset, str(path))
 
 
 def check_arrays(arrays: Arrays, dataset: str, source: str) -> Arrays:

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from stages.timing import stage_timing
+from keras_exercises.runtime.timing import stage_timing
 
 
 class PipelineError(Exception):

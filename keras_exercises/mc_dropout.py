@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from stages.errors import deferred_signals, stop_requested
+from keras_exercises.runtime.errors import deferred_signals, stop_requested
 
 if TYPE_CHECKING:
     import keras

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.atomic import atomic_path
+from keras_exercises.runtime.atomic import atomic_path
 
 
 def _pyplot():

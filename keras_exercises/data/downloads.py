@@ -23,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.atomic import atomic_path
-from stages.errors import PipelineError
+from keras_exercises.data.datasets import Arrays, check_arrays
+from keras_exercises.runtime.atomic import atomic_path
+from keras_exercises.runtime.errors import PipelineError
 
 
 @dataclass(frozen=True)
@@ -200,3 +201,10 @@ def download(dataset: str, base_url: str | None, timeout: float, attempts: int) 
             f"the downloaded {dataset} files in {cache_dir()} could not be read ({e}); delete "
             "them and rerun to download again."
         ) from None
+
+
+def download_arrays(dataset: str, base_url: str | None, timeout: float, attempts: int) -> Arrays:
+    """The standard loaders' samples, in their order (what "first N" refers to), checked."""
+    x_train, y_train, x_test, y_test = download(dataset, base_url, timeout, attempts)
+    arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+    return check_arrays(arrays, dataset, f"the {dataset} download")

@@ -8,8 +8,8 @@ import time
 
 from filelock import FileLock
 
-from stages.errors import PipelineError
-from stages.paths import project_root
+from keras_exercises.runtime.errors import PipelineError
+from keras_exercises.runtime.paths import project_root
 
 EXPERIMENT = "keras-exercises"
 STORE_DIR = "mlruns"
@@ -90,7 +90,7 @@ def log_training(params, exercise: str, result, metrics: dict, figure, example) 
     import tensorflow as tf
     from mlflow.entities import Metric
 
-    from stages.config import flatten
+    from keras_exercises.params import flatten
 
     ex = getattr(params.exercises, exercise)
     logged = {"seed": params.seed, "data.mirror": params.data.mirror, **flatten(ex.model_dump())}

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from stages.config import Exercise
-from stages.errors import deferred_signals, stop_requested
-from stages.models import build_model, build_optimizer, split_at_embedding
+from keras_exercises.models import build_model, build_optimizer, split_at_embedding
+from keras_exercises.params import Exercise
+from keras_exercises.runtime.errors import deferred_signals, stop_requested
 
 # Batches per call into TensorFlow. The math and the batch order are unchanged (the
 # same losses, bit for bit); what goes is Python's per-batch overhead, about a second per

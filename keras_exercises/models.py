@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stages.config import CnnModel, DenseModel, MobileNetV2Model, Optimizer
-from stages.datasets import NUM_CLASSES
-from stages.paths import from_project
+from keras_exercises.data.datasets import NUM_CLASSES
+from keras_exercises.params import CnnModel, DenseModel, MobileNetV2Model, Optimizer
+from keras_exercises.runtime.errors import PipelineError
+from keras_exercises.runtime.paths import from_project
 
 if TYPE_CHECKING:
     import keras
@@ -119,3 +121,19 @@ def build_optimizer(spec: Optimizer) -> keras.optimizers.Optimizer:
         return keras.optimizers.RMSprop(spec.learning_rate, momentum=spec.momentum)
     optimizer = {"adam": keras.optimizers.Adam, "nadam": keras.optimizers.Nadam}[spec.name]
     return optimizer(spec.learning_rate)
+
+
+def load_model(path: Path) -> keras.Model:
+    """A trained model from its .keras file, or a PipelineError saying how to remake it."""
+    import keras
+
+    if not path.is_file():
+        raise PipelineError(f"{path} is missing: it is made by the train stage; run `dvc repro`.")
+    try:
+        # safe_mode refuses models that would run arbitrary code (lambda layers) on load
+        return keras.models.load_model(path, safe_mode=True)
+    except Exception as exc:
+        raise PipelineError(
+            f"{path} is not a loadable Keras model ({type(exc).__name__}: {exc}). "
+            "Run `dvc repro` to retrain it."
+        ) from None

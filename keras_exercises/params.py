@@ -14,8 +14,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from stages.errors import PipelineError
-from stages.paths import from_project
+from keras_exercises.runtime.errors import PipelineError
+from keras_exercises.runtime.paths import from_project
 
 PARAMS_FILE = Path("params.yaml")
 EXERCISES = ("ex1", "ex2", "ex3", "ex4", "ex5", "ex6")

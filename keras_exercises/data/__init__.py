@@ -1,0 +1,1 @@
+"""Getting the datasets: downloads, offline mirrors, and the slices each exercise uses."""

@@ -1,0 +1,2 @@
+"""What every stage process needs: atomic writes, errors and clean stops, paths, seeding,
+timing records."""

@@ -1,0 +1,88 @@
+"""The layout is the architecture: stages/ holds what dvc.yaml runs, each stage lists the
+library code that decides its outputs."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import yaml
+
+from tools.project_copy import ROOT
+
+# Where and how outputs are written, never what they hold: a change here reruns nothing.
+WRITE_ONLY = {
+    "keras_exercises/runtime/atomic.py",
+    "keras_exercises/runtime/errors.py",
+    "keras_exercises/runtime/paths.py",
+    "keras_exercises/runtime/timing.py",
+}
+
+
+def module_file(name: str) -> str | None:
+    path = Path(*name.split("."))
+    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+        if (ROOT / candidate).is_file():
+            return candidate.as_posix()
+    return None
+
+
+def project_imports(path: str) -> set[str]:
+    """Project files `path` imports, at the top or inside functions."""
+    found = set()
+    for node in ast.walk(ast.parse((ROOT / path).read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        found |= {f for f in map(module_file, names) if f and not f.endswith("__init__.py")}
+    return found
+
+
+def closure(path: str) -> set[str]:
+    seen, todo = set(), [path]
+    while todo:
+        current = todo.pop()
+        if current not in seen:
+            seen.add(current)
+            todo.extend(project_imports(current))
+    return seen
+
+
+def stage_definitions() -> dict[str, dict]:
+    return yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+
+
+def stage_module(definition: dict) -> str:
+    body = definition.get("do", definition)
+    return "stages/" + re.match(r"python -m stages\.(\w+)", body["cmd"])[1] + ".py"
+
+
+def test_stages_holds_only_what_dvc_yaml_runs():
+    run = {stage_module(d) for d in stage_definitions().values()}
+    present = {p.relative_to(ROOT).as_posix() for p in (ROOT / "stages").glob("*.py")}
+    assert present - {"stages/__init__.py"} == run
+    for path in run:
+        tree = ast.parse((ROOT / path).read_text())
+        functions = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
+        assert "main" in functions, path
+        # a stage may import the library, never another stage
+        assert not any(f.startswith("stages/") and f != path for f in closure(path)), path
+
+
+def test_each_stage_lists_the_library_code_that_decides_its_outputs():
+    for name, definition in stage_definitions().items():
+        body = definition.get("do", definition)
+        module = stage_module(definition)
+        needed = {f for f in closure(module) if f.endswith(".py")} - WRITE_ONLY
+        assert needed == set(body["deps"]) & needed, (name, sorted(needed - set(body["deps"])))
+        listed_code = {d for d in body["deps"] if d.endswith(".py")}
+        assert listed_code <= needed, (name, sorted(listed_code - needed))
+
+
+def test_library_imports_no_stage():
+    library = {p.relative_to(ROOT).as_posix() for p in (ROOT / "keras_exercises").rglob("*.py")}
+    assert not any(f.startswith("stages/") for path in library for f in project_imports(path))
