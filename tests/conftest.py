@@ -26,6 +26,18 @@ def shrink(params: dict, mirror: str | None) -> dict:
     return small
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_stray_mlflow_store():
+    """MLflow's default store is sqlite:///mlflow.db in the working directory: whatever
+    touches MLflow before the project's tracking set-up (keras_exercises.tracking) leaves one
+    in the checkout. Fail the session if any test or code under test does."""
+    stray = [Path.cwd() / "mlflow.db", ROOT / "mlflow.db"]
+    before = {path for path in stray if path.exists()}
+    yield
+    made = [str(path) for path in stray if path.exists() and path not in before]
+    assert not made, f"something used MLflow's default store and made {made}"
+
+
 @pytest.fixture(scope="session")
 def real_params() -> dict:
     return yaml.safe_load((ROOT / "params.yaml").read_text())

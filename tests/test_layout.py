@@ -1,5 +1,5 @@
 """The layout is the architecture: stages/ holds what dvc.yaml runs, each stage lists the
-library code that decides its outputs."""
+library code that decides its outputs, and nothing in the tree writes an MLflow store."""
 
 from __future__ import annotations
 
@@ -83,6 +83,9 @@ def test_each_stage_lists_the_library_code_that_decides_its_outputs():
         assert listed_code <= needed, (name, sorted(listed_code - needed))
 
 
-def test_library_imports_no_stage():
+def test_library_has_no_stage_and_no_stray_store():
     library = {p.relative_to(ROOT).as_posix() for p in (ROOT / "keras_exercises").rglob("*.py")}
     assert not any(f.startswith("stages/") for path in library for f in project_imports(path))
+    # MLflow's default store, made by anything that touches MLflow before tracking's set-up
+    # (conftest fails the session if a test does): never committed
+    assert "/mlflow.db" in (ROOT / ".gitignore").read_text().splitlines()
