@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import os
+import shutil
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from keras_exercises.data.mirror import build_mirror
-from tools.project_copy import ROOT, copy_project
+from tools.project_copy import ROOT, copy_project, git
 
 
 def shrink(params: dict, mirror: str | None) -> dict:
@@ -66,3 +71,68 @@ def write_params(directory: Path, params: dict) -> Path:
 def project(tmp_path, small_params) -> Path:
     """A copy of this project's tracked files in a fresh git repo, with shrunk params."""
     return copy_project(tmp_path / "project", yaml.safe_dump(small_params, sort_keys=False))
+
+
+def dvc_run(project: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """A DVC command as a user types it, with the local MLflow store unless `env` says."""
+    base = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    return subprocess.run(
+        ["dvc", *args],
+        cwd=project,
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+
+
+def dvc(project: Path, *args: str, env: dict | None = None) -> str:
+    done = dvc_run(project, *args, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def dvc_fails(project: Path, *args: str, env: dict | None = None) -> str:
+    """Everything a failing DVC command printed."""
+    done = dvc_run(project, *args, env=env)
+    assert done.returncode != 0, done.stdout + done.stderr
+    return done.stdout + done.stderr
+
+
+def wait_for_queue(project: Path, timeout: float = 600) -> str:
+    """`dvc queue status` once no experiment is queued or running."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = dvc(project, "queue", "status")
+        if "Running" not in status and "Queued" not in status:
+            return status
+        assert time.monotonic() < deadline, status
+        time.sleep(3)
+
+
+def user_files(project: Path) -> dict[str, str]:
+    """What a user sees of the results: each file under data/, outputs/ and reports/, by
+    path, with the SHA-256 of its bytes."""
+    return {
+        path.relative_to(project).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for folder in ("data", "outputs", "reports")
+        for path in sorted((project / folder).rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.fixture(scope="session")
+def finished_project(tmp_path_factory, real_params, tiny_mirror) -> Path:
+    """The shrunk pipeline after one complete `dvc repro`, committed; made once a session."""
+    params = yaml.safe_dump(shrink(real_params, str(tiny_mirror)), sort_keys=False)
+    project = copy_project(tmp_path_factory.mktemp("finished") / "project", params)
+    dvc(project, "repro")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "results of the first dvc repro")
+    return project
+
+
+@pytest.fixture
+def finished(finished_project, tmp_path) -> Path:
+    """A copy of the finished pipeline, with its DVC cache and MLflow store, to break."""
+    return Path(shutil.copytree(finished_project, tmp_path / "finished", symlinks=True))

@@ -10,8 +10,8 @@ import urllib.request
 import mlflow
 import pytest
 
+from tests.conftest import dvc, wait_for_queue
 from tests.test_failures import closed_port
-from tests.test_pipeline import dvc
 
 pytestmark = pytest.mark.slow
 
@@ -93,13 +93,7 @@ def test_two_queued_experiments_in_parallel_share_the_sqlite_store(project):
             f"exercises.ex1.optimizer.learning_rate={rate}",
         )
     dvc(project, "queue", "start", "--jobs", "2")
-    deadline = time.monotonic() + 600
-    while True:
-        status = dvc(project, "queue", "status")
-        if "Running" not in status and "Queued" not in status:
-            break
-        assert time.monotonic() < deadline, status
-        time.sleep(3)
+    status = wait_for_queue(project)
     assert status.count("Success") == 2, status
     dvc(project, "queue", "stop")
 

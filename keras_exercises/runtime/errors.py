@@ -6,8 +6,10 @@ import gc
 import os
 import signal
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from keras_exercises.runtime.timing import stage_timing
 
@@ -22,7 +24,8 @@ class _Signals:
 
 
 def run_stage(main: Callable[[list[str]], None]) -> None:
-    """Run a stage's main(); report a PipelineError as one paragraph and exit 2.
+    """Run a stage's main(); report how it failed as one paragraph that ends with how to get
+    the previous results back: exit 2 for a PipelineError, 1 for a bug, 128 + N for signal N.
 
     SIGINT and SIGTERM become SystemExit, so open MLflow runs end as FAILED and no
     half-written output is renamed into place.
@@ -34,13 +37,60 @@ def run_stage(main: Callable[[list[str]], None]) -> None:
         with stage_timing():
             main(sys.argv[1:])
     except PipelineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        hint = restore_hint()
+        print(f"error: {str(exc).rstrip('.') + '.' if hint else exc}{hint}", file=sys.stderr)
         sys.exit(2)
+    except SystemExit as exc:
+        if isinstance(exc.code, int) and exc.code > 128:
+            print(f"stopped by signal {exc.code - 128}.{restore_hint()}", file=sys.stderr)
+        raise
+    except Exception as exc:
+        traceback.print_exc()
+        print(
+            f"error: the stage failed with an unexpected {type(exc).__name__} (traceback "
+            f"above): a bug, please report it.{restore_hint()}",
+            file=sys.stderr,
+        )
+        sys.exit(1)
     finally:
         # The interpreter's last garbage collection walks every object TensorFlow and
         # MLflow made: 0.8 s per stage here, for memory the exiting process frees anyway.
         # Frozen objects are skipped; atexit handlers and file closing still run.
         gc.freeze()
+
+
+def restore_hint() -> str:
+    """Where the previous results are now, for a stage that stops without finishing.
+
+    `dvc repro` deletes a stage's outputs before it runs the stage, and records new ones in
+    dvc.lock only when the stage succeeds; every output is in DVC's cache, so the last
+    successful run's outputs come back with `dvc checkout`.
+    """
+    stage = os.environ.get("DVC_STAGE")
+    if not stage:  # run by hand, not by DVC: nothing was deleted
+        return ""
+    if ".dvc/tmp/exps" in Path.cwd().as_posix():
+        return " This experiment ran in a temporary copy: your workspace is as it was."
+    if stage == "validate":  # its output persists: DVC deletes nothing before it
+        return " No stage ran and every output is as it was."
+    if not _locked(stage):
+        return " (It had no earlier results to restore.)"
+    # --force: without it DVC refuses to replace an output this failed run may have left
+    return (
+        f" DVC deleted {stage}'s previous outputs before running it; "
+        f"`dvc checkout --force {stage}` brings back those of its last successful run."
+    )
+
+
+def _locked(stage: str) -> bool:
+    """Whether dvc.lock records an earlier successful run of `stage`."""
+    import yaml
+
+    try:
+        lock = yaml.safe_load(Path("dvc.lock").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return False
+    return stage in (lock.get("stages") or {})
 
 
 def _on_signal(signum: int, frame: object) -> None:
@@ -61,7 +111,6 @@ def deferred_signals() -> Iterator[None]:
     finally:
         _Signals.deferring = False
     if _Signals.pending is not None:
-        print(f"stopped by signal {_Signals.pending}", file=sys.stderr)
         raise SystemExit(128 + _Signals.pending)
 
 

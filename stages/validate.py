@@ -1,0 +1,23 @@
+"""Stage validate: check the whole params.yaml before any other stage runs.
+
+`dvc repro` deletes a stage's outputs before running it. Every other stage depends on this
+one, so a typo stops the pipeline here, before DVC has deleted anything; the stages' own
+checks would come too late. The output is the same for every valid params.yaml and DVC
+keeps it when the check fails (persist), so it never makes another stage rerun.
+"""
+
+from __future__ import annotations
+
+from keras_exercises.params import PARAMS_FILE, load_params
+from keras_exercises.runtime.atomic import write_text
+from keras_exercises.runtime.errors import run_stage
+from keras_exercises.runtime.paths import PARAMS_CHECK
+
+
+def main(argv: list[str]) -> None:
+    load_params()
+    write_text(PARAMS_CHECK, f"{PARAMS_FILE} is valid\n")
+
+
+if __name__ == "__main__":
+    run_stage(main)
