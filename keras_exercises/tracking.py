@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import time
 
@@ -76,8 +77,61 @@ def git_commit() -> str | None:
     return out.stdout.strip()
 
 
+PROCESS_TAG = "process"  # host:pid:start time of the process that opened the run
+
+
+def this_process() -> str:
+    import psutil
+
+    me = psutil.Process()
+    return f"{socket.gethostname()}:{me.pid}:{me.create_time():.2f}"
+
+
+def _process_gone(tag: str) -> bool:
+    """Whether the process a run's tag names is gone; False when it can't be told (another
+    machine, or a run without the tag). The start time tells a reused pid from the original."""
+    import psutil
+
+    host, pid, started = (tag.rsplit(":", 2) + ["", "", ""])[:3]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        return abs(psutil.Process(int(pid)).create_time() - float(started)) > 1
+    except psutil.NoSuchProcess:
+        return True
+    except (psutil.Error, ValueError):
+        return False
+
+
+def end_orphaned_runs(experiment_id: str) -> list[str]:
+    """Mark KILLED the runs still RUNNING whose process on this machine is gone.
+
+    A stage killed outright (SIGKILL, out of memory, power loss) cannot end its run, which
+    MLflow would then show as running forever. Returns the run ids it ended.
+    """
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    ended = []
+    for run in client.search_runs([experiment_id], "attributes.status = 'RUNNING'"):
+        tag = run.data.tags.get(PROCESS_TAG, "")
+        if _process_gone(tag):
+            client.set_tag(
+                run.info.run_id,
+                "killed_because",
+                f"its process ({tag}) was gone when the next training run started",
+            )
+            client.set_terminated(run.info.run_id, "KILLED")
+            ended.append(run.info.run_id)
+    return ended
+
+
 def run_tags(stage: str) -> dict[str, str]:
-    tags = {"dvc_stage": stage, "git_commit": git_commit() or "unknown"}
+    tags = {
+        "dvc_stage": stage,
+        "git_commit": git_commit() or "unknown",
+        PROCESS_TAG: this_process(),
+    }
     if os.environ.get("DVC_EXP_NAME"):
         tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
     return tags
@@ -120,9 +174,12 @@ def log_training(params, exercise: str, result, metrics: dict, figure, example) 
 
 
 def log_mc_evaluation(run_id: str, metrics: dict, figure) -> None:
-    """Add the MC Dropout results to the exercise's training run."""
+    """Add the MC Dropout results to the exercise's training run. Through the client, not
+    by reopening the run: that would mark it RUNNING until this process ends."""
     import mlflow
+    from mlflow.entities import Metric
 
-    with mlflow.start_run(run_id=run_id):
-        mlflow.log_metrics(metrics)
-        mlflow.log_figure(figure, "mc_variance.png")
+    client = mlflow.MlflowClient()
+    now = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
+    client.log_figure(run_id, figure, "mc_variance.png")

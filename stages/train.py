@@ -21,6 +21,8 @@ def main(argv: list[str]) -> None:
         stored = load_arrays(embeddings(name), f"embed@{name}")
         cached = {"train": stored["train"], "test": stored["test"]}
     experiment_id = tracking.connect()
+    for run_id in tracking.end_orphaned_runs(experiment_id):
+        print(f"MLflow run {run_id} was still RUNNING though its process is gone: now KILLED")
 
     import mlflow
     from sklearn.metrics import confusion_matrix

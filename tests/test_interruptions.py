@@ -1,4 +1,5 @@
-"""A train stage killed mid-epoch leaves outputs whole and the next `dvc repro` completes."""
+"""A train stage killed mid-epoch leaves outputs whole, its MLflow run ended, the way back to
+the previous outputs named, and the next `dvc repro` completes."""
 
 import os
 import signal
@@ -6,10 +7,10 @@ import subprocess
 import sys
 
 import mlflow
+import psutil
 import pytest
 
-from tests.conftest import write_params
-from tests.test_pipeline import dvc
+from tests.conftest import ROOT, dvc, write_params
 
 pytestmark = pytest.mark.slow
 
@@ -28,9 +29,10 @@ def latest_ex1_run(project):
     return max(runs, key=lambda run: run.info.start_time)
 
 
-def kill_at_epoch_3(command: list[str], project, sig: int) -> None:
-    """Start `command` in its own process group and signal the group (like Ctrl-C in a
-    terminal) once training has reached epoch 3."""
+def kill_at_epoch_3(command: list[str], project, sig: int, stage_only: bool = False) -> str:
+    """Start `command` in its own process group and, once training has reached epoch 3,
+    signal the group (like Ctrl-C in a terminal) or, with `stage_only`, just the stage's
+    process (like the kernel's out-of-memory killer). Returns all it printed."""
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     process = subprocess.Popen(
         command,
@@ -45,12 +47,21 @@ def kill_at_epoch_3(command: list[str], project, sig: int) -> None:
     for line in process.stdout:
         seen.append(line)
         if line.startswith("Epoch 3/40"):
-            os.killpg(process.pid, sig)
+            if stage_only:
+                (stage,) = [
+                    child
+                    for child in psutil.Process(process.pid).children(recursive=True)
+                    if "stages.train" in child.cmdline()
+                ]
+                stage.send_signal(sig)
+            else:
+                os.killpg(process.pid, sig)
             break
     else:
         pytest.fail("training never reached epoch 3:\n" + "".join(seen))
-    process.stdout.read()
+    seen.append(process.stdout.read())
     assert process.wait(timeout=120) != 0
+    return "".join(seen)
 
 
 def test_killed_training_never_leaves_half_an_output(project, small_params):
@@ -69,16 +80,39 @@ def test_killed_training_never_leaves_half_an_output(project, small_params):
         kill_at_epoch_3([sys.executable, "-m", "stages.train", "ex1"], project, sig)
         assert outputs(project) == before, sig
         assert latest_ex1_run(project).info.status in statuses, sig
+    orphan = latest_ex1_run(project)
     leftovers = [p.name for p in (project / "outputs/ex1").iterdir() if ".tmp" in p.name]
     assert leftovers == []
 
     # Ctrl-C on `dvc repro`: DVC removes a stage's outputs before running it, so each one
-    # is now either gone or the old file, never half of one...
-    kill_at_epoch_3(["dvc", "repro", "train@ex1"], project, signal.SIGINT)
+    # is now either gone or the old file, never half of one, and the stage's last words
+    # name the command that brings them all back
+    printed = kill_at_epoch_3(["dvc", "repro", "train@ex1"], project, signal.SIGINT)
     after = outputs(project)
     assert all(after[name] in (None, before[name]) for name in OUTPUTS)
+    assert "stopped by signal 2." in printed
+    assert "`dvc checkout --force train@ex1`" in printed
+    dvc(project, "checkout", "--force", "train@ex1")
+    assert outputs(project) == before
+
+    # that run of the stage found the run SIGKILL had left RUNNING, its process gone
+    client = mlflow.MlflowClient(f"sqlite:///{project / 'mlruns/mlflow.db'}")
+    ended = client.get_run(orphan.info.run_id)
+    assert ended.info.status == "KILLED"
+    assert "was gone when the next training run started" in ended.data.tags["killed_because"]
+
+    # the stage alone killed outright under `dvc repro` (out of memory, say): nothing can
+    # print, and the command the README names brings the outputs back
+    kill_at_epoch_3(["dvc", "repro", "train@ex1"], project, signal.SIGKILL, stage_only=True)
+    readme = (ROOT / "README.md").read_text()
+    assert "`dvc checkout --force <stage>`" in readme
+    dvc(project, "checkout", "--force", "train@ex1")
+    assert outputs(project) == before
+
     # ...and the next `dvc repro` completes normally
     dvc(project, "repro")
     assert '"epochs_run": 40' in (project / "outputs/ex1/metrics.json").read_text()
     assert latest_ex1_run(project).info.status == "FINISHED"
+    runs = client.search_runs([latest_ex1_run(project).info.experiment_id])
+    assert [r.info.status for r in runs].count("RUNNING") == 0  # every orphan was ended
     assert "Data and pipelines are up to date." in dvc(project, "repro")
