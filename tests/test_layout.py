@@ -11,8 +11,10 @@ import yaml
 
 from tools.project_copy import ROOT
 
-# Where and how outputs are written, never what they hold: a change here reruns nothing.
+# Where and how outputs are written, and what is recorded about the process (its device,
+# its timing), never what the outputs hold: a change here reruns nothing.
 WRITE_ONLY = {
+    "keras_exercises/runtime/device.py",
     "keras_exercises/runtime/atomic.py",
     "keras_exercises/runtime/errors.py",
     "keras_exercises/runtime/paths.py",

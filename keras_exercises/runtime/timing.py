@@ -11,6 +11,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from keras_exercises.runtime.device import training_device
+
 TIMINGS_ENV = "PIPELINE_TIMINGS"  # a file path: each stage appends its timing record
 
 # What a stage pays to start before it does any work: the interpreter and its own modules
@@ -94,6 +96,7 @@ def _record_timing(path: str, entered_main: float, imports: ImportClock) -> None
         **parts,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "imports_tensorflow": "tensorflow" in sys.modules,
+        "device": training_device() if "tensorflow" in sys.modules else None,
         "imports_mlflow": "mlflow" in sys.modules,
     }
     with open(path, "a") as out:
