@@ -136,6 +136,15 @@ def describe_sources(sources: dict[str, dict]) -> str:
     )
 
 
+def run_page(run: dict) -> str | None:
+    """The MLflow UI's page of a run logged to a tracking server; None for the local store,
+    which has no address until someone starts `mlflow ui` on it."""
+    uri = run.get("tracking_uri") or ""
+    if not uri.startswith(("http://", "https://")):
+        return None
+    return f"{uri.rstrip('/')}/#/experiments/{run['experiment_id']}/runs/{run['run_id']}"
+
+
 def answers_markdown(rows: list[dict], flags: dict[str, list[str]], data_source: str) -> str:
     lines = [
         "# Answers",
@@ -150,7 +159,7 @@ def answers_markdown(rows: list[dict], flags: dict[str, list[str]], data_source:
         flag = " ⚠" if q.exercise in flags else ""
         lines.append(
             f"| {q.id} | {q.phrase}: **{phrase_answer(q, row['value'])}**{flag} "
-            f"| {q.exercise} | `{row['run']['run_id']}` |"
+            f"| {q.exercise} | {_markdown_run(row['run'])} |"
         )
     lines += ["", "## Conditions other than the exercise text", ""]
     if not flags:
@@ -159,6 +168,17 @@ def answers_markdown(rows: list[dict], flags: dict[str, list[str]], data_source:
         asked = ", ".join(q.id for q in QUESTIONS if q.exercise == name)
         lines += [f"- **{name}** ({asked}): " + "; ".join(notes)]
     return "\n".join(lines) + "\n"
+
+
+def _markdown_run(run: dict) -> str:
+    page = run_page(run)
+    return f"[`{run['run_id']}`]({page})" if page else f"`{run['run_id']}`"
+
+
+def _html_run(run: dict) -> str:
+    page = run_page(run)
+    code = f"<code>{html.escape(run['run_id'])}</code>"
+    return f'<a href="{html.escape(page)}">{code}</a>' if page else code
 
 
 def _image(path) -> str:
@@ -171,7 +191,7 @@ def report_html(rows: list[dict], flags: dict[str, list[str]], data_source: str)
         f"<tr><td>{r['question'].id}</td><td>{html.escape(r['question'].phrase)}</td>"
         f"<td><b>{phrase_answer(r['question'], r['value'])}</b>"
         f"{' &#9888;' if r['question'].exercise in flags else ''}</td>"
-        f"<td>{r['question'].exercise}</td><td><code>{r['run']['run_id']}</code></td></tr>"
+        f"<td>{r['question'].exercise}</td><td>{_html_run(r['run'])}</td></tr>"
         for r in rows
     )
     notes = (

@@ -6,6 +6,8 @@ import os
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from filelock import FileLock
 
@@ -55,6 +57,25 @@ def connect() -> str:
             f"cannot use the MLflow tracking store at {uri} ({type(exc).__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else ''}). Start the server it names, fix "
             "MLFLOW_TRACKING_URI, or unset it to use the local store under mlruns/."
+        ) from None
+
+
+@contextmanager
+def store_failures_reported() -> Iterator[None]:
+    """Around a stage's MLflow work after connect(): the store failing midway (its server
+    or database gone) ends the stage with one message instead of a traceback."""
+    import mlflow
+    import requests
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except (MlflowException, requests.exceptions.RequestException) as exc:
+        raise PipelineError(
+            f"lost the MLflow tracking store at {mlflow.get_tracking_uri()} midway "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
+            "Make sure its server and database are up, then rerun `dvc repro`; the run it "
+            "leaves RUNNING is marked KILLED by the next training run."
         ) from None
 
 
@@ -127,8 +148,11 @@ def end_orphaned_runs(experiment_id: str) -> list[str]:
 
 
 def run_tags(stage: str) -> dict[str, str]:
+    from keras_exercises.runtime.device import training_device
+
     tags = {
         "dvc_stage": stage,
+        "device": training_device(),
         "git_commit": git_commit() or "unknown",
         PROCESS_TAG: this_process(),
     }
@@ -169,7 +193,7 @@ def log_training(params, exercise: str, result, metrics: dict, figure, example) 
         name="model",
         signature=signature,
         # listing them skips MLflow's slow requirement inference (a subprocess per model)
-        pip_requirements=[f"tensorflow-cpu=={tf.__version__}", f"keras=={keras.__version__}"],
+        pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"],
     )
 
 

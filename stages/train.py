@@ -32,9 +32,12 @@ def main(argv: list[str]) -> None:
     from keras_exercises.training import train_exercise
 
     set_seed(params.seed)
-    with mlflow.start_run(
-        experiment_id=experiment_id, run_name=name, tags=tracking.run_tags(f"train@{name}")
-    ) as run:
+    with (
+        tracking.store_failures_reported(),
+        mlflow.start_run(
+            experiment_id=experiment_id, run_name=name, tags=tracking.run_tags(f"train@{name}")
+        ) as run,
+    ):
         result = train_exercise(ex, data, cached)
         predicted = result.test_probabilities.argmax(axis=1)
         confusion = confusion_matrix(data["y_test"], predicted, labels=range(10))
@@ -61,7 +64,11 @@ def main(argv: list[str]) -> None:
     write_json(exercise_output(name, "metrics.json"), metrics)
     write_json(
         exercise_output(name, "run.json"),
-        {"run_id": run.info.run_id, "experiment_id": experiment_id},
+        {
+            "run_id": run.info.run_id,
+            "experiment_id": experiment_id,
+            "tracking_uri": mlflow.get_tracking_uri(),
+        },
     )
     print(f"{name}: test accuracy {result.test_accuracy:.4f}, MLflow run {run.info.run_id}")
 
