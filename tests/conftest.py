@@ -136,3 +136,29 @@ def finished_project(tmp_path_factory, real_params, tiny_mirror) -> Path:
 def finished(finished_project, tmp_path) -> Path:
     """A copy of the finished pipeline, with its DVC cache and MLflow store, to break."""
     return Path(shutil.copytree(finished_project, tmp_path / "finished", symlinks=True))
+
+
+def at_epoch_3(command: list[str], cwd: Path, env: dict, act) -> str:
+    """Start `command` in its own process group; once training prints "Epoch 3/", call
+    `act(process)` (signal it, stop a server, ...) and let it end, which must be in failure.
+    Returns all it printed."""
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env={**env, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if line.startswith("Epoch 3/"):
+            act(process)
+            break
+    else:
+        pytest.fail("training never reached epoch 3:\n" + "".join(seen))
+    seen.append(process.stdout.read())
+    assert process.wait(timeout=300) != 0, "".join(seen)
+    return "".join(seen)

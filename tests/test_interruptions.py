@@ -3,14 +3,13 @@ the previous outputs named, and the next `dvc repro` completes."""
 
 import os
 import signal
-import subprocess
 import sys
 
 import mlflow
 import psutil
 import pytest
 
-from tests.conftest import ROOT, dvc, write_params
+from tests.conftest import ROOT, at_epoch_3, dvc, write_params
 
 pytestmark = pytest.mark.slow
 
@@ -30,38 +29,23 @@ def latest_ex1_run(project):
 
 
 def kill_at_epoch_3(command: list[str], project, sig: int, stage_only: bool = False) -> str:
-    """Start `command` in its own process group and, once training has reached epoch 3,
-    signal the group (like Ctrl-C in a terminal) or, with `stage_only`, just the stage's
-    process (like the kernel's out-of-memory killer). Returns all it printed."""
+    """Once training has reached epoch 3, signal `command`'s process group (like Ctrl-C in a
+    terminal) or, with `stage_only`, just the stage's process (like the kernel's
+    out-of-memory killer). Returns all it printed."""
+
+    def signal_it(process) -> None:
+        if not stage_only:
+            os.killpg(process.pid, sig)
+            return
+        (stage,) = [
+            child
+            for child in psutil.Process(process.pid).children(recursive=True)
+            if "stages.train" in child.cmdline()
+        ]
+        stage.send_signal(sig)
+
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    process = subprocess.Popen(
-        command,
-        cwd=project,
-        env={**env, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    seen = []
-    for line in process.stdout:
-        seen.append(line)
-        if line.startswith("Epoch 3/40"):
-            if stage_only:
-                (stage,) = [
-                    child
-                    for child in psutil.Process(process.pid).children(recursive=True)
-                    if "stages.train" in child.cmdline()
-                ]
-                stage.send_signal(sig)
-            else:
-                os.killpg(process.pid, sig)
-            break
-    else:
-        pytest.fail("training never reached epoch 3:\n" + "".join(seen))
-    seen.append(process.stdout.read())
-    assert process.wait(timeout=120) != 0
-    return "".join(seen)
+    return at_epoch_3(command, project, env, signal_it)
 
 
 def test_killed_training_never_leaves_half_an_output(project, small_params):

@@ -16,80 +16,29 @@ import mlflow
 import pytest
 import yaml
 
-from tests.conftest import dvc, dvc_fails, shrink, user_files, wait_for_queue, write_params
+from tests.conftest import (
+    at_epoch_3,
+    dvc,
+    dvc_fails,
+    shrink,
+    user_files,
+    wait_for_queue,
+    write_params,
+)
 from tools.project_copy import ROOT, copy_project, git
-from tools.services import free_port, postgres, s3_endpoint, stop, team_environment, wait_until_up
+from tools.services import TEAM_SCRIPT, team_script, team_servers
 
 pytestmark = pytest.mark.slow
-
-TEAM_SCRIPT = ROOT / "tools" / "team.sh"
-BUCKET = "team"
-
-
-class Team:
-    """The servers and the environment every teammate's commands run in."""
-
-    def __init__(self, tmp: Path, s3, database) -> None:
-        self.tmp, self.s3, self.database = tmp, s3, database
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = team_environment(
-            s3,
-            {
-                "MLFLOW_TRACKING_URI": self.url,
-                "TEAM_DATABASE": database.uri,
-                "TEAM_ARTIFACTS": f"s3://{BUCKET}/mlflow",
-                "TEAM_REMOTE": f"s3://{BUCKET}/dvc",
-                "S3_ENDPOINT": s3.url,
-                "HOST": "127.0.0.1",
-                "PORT": str(self.port),
-            },
-        )
-        self.server: subprocess.Popen | None = None
-
-    def start_server(self) -> None:
-        self.server = subprocess.Popen(
-            ["bash", str(TEAM_SCRIPT), "server"],
-            env=self.env,
-            stdout=(self.tmp / "mlflow-server.log").open("ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        wait_until_up(f"{self.url}/health", self.server, "mlflow server")
-
-    def stop_server(self) -> None:
-        stop(self.server)
-
-    def script(self, clone: Path, *args: str) -> str:
-        done = subprocess.run(
-            ["bash", str(TEAM_SCRIPT), *args],
-            cwd=clone,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-        return done.stdout + done.stderr
-
-    def dvc(self, clone: Path, *args: str) -> str:
-        return dvc(clone, *args, env=self.env)
-
-    def client(self) -> mlflow.MlflowClient:
-        return mlflow.MlflowClient(self.url)
 
 
 @pytest.fixture(scope="module")
 def team(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("team")
-    with s3_endpoint() as s3, postgres() as database:
-        s3.create_bucket(BUCKET)
-        team = Team(tmp, s3, database)
-        team.start_server()
-        try:
-            yield team
-        finally:
-            team.stop_server()
+    with team_servers(tmp_path_factory.mktemp("team")) as server:
+        yield server
+
+
+def team_dvc(team, clone: Path, *args: str) -> str:
+    return dvc(clone, *args, env=team.env)
 
 
 @pytest.fixture(scope="module")
@@ -101,18 +50,18 @@ def machines(team, tmp_path_factory, real_params, tiny_mirror):
     params = yaml.safe_dump(shrink(real_params, str(tiny_mirror)), sort_keys=False)
     a = copy_project(tmp / "a", params)
     git(a, "remote", "add", "origin", str(origin))
-    team.script(a, "remote")
+    team_script(a, team.env, "remote")
     git(a, "commit", "-qam", "the team's DVC remote")
-    team.dvc(a, "repro")
+    team_dvc(team, a, "repro")
     git(a, "add", "-A")
     git(a, "commit", "-qm", "results")
-    team.script(a, "share")
+    team_script(a, team.env, "share")
 
     b = tmp / "b"
     subprocess.run(["git", "clone", "-q", str(origin), str(b)], check=True)
     git(b, "config", "user.name", "teammate")
     git(b, "config", "user.email", "teammate@localhost")
-    team.script(b, "sync")
+    team_script(b, team.env, "sync")
     return a, b
 
 
@@ -121,25 +70,24 @@ def test_readme_shows_the_team_script_as_it_is():
     assert f"```bash\n{TEAM_SCRIPT.read_text()}```" in readme
 
 
-def test_a_teammate_gets_every_output_without_training(team, machines):
+def test_a_teammate_gets_every_output_without_training(team, machines, tmp_path):
     a, b = machines
     assert user_files(b) == user_files(a)
     assert (b / "reports/answers.json").read_bytes() == (a / "reports/answers.json").read_bytes()
-    assert "Data and pipelines are up to date." in team.dvc(b, "repro")
+    assert "Data and pipelines are up to date." in team_dvc(team, b, "repro")
 
     # the runs are on the server, with their metrics and models, and the report's links
     # open them there
-    client = team.client()
+    client = mlflow.MlflowClient(team.url)
     experiment = client.get_experiment_by_name("keras-exercises")
     runs = client.search_runs([experiment.experiment_id])
     assert sorted(r.info.run_name for r in runs) == ["ex1", "ex2", "ex3", "ex4", "ex5", "ex6"]
     assert all(r.info.status == "FINISHED" and r.data.tags["device"] for r in runs)
     models = client.search_logged_models(experiment_ids=[experiment.experiment_id])
     assert {m.source_run_id for m in models} == {r.info.run_id for r in runs}
-    (evaluation,) = [
-        a for a in client.list_artifacts(runs[0].info.run_id) if "evaluation" in a.path
-    ]
-    assert client.download_artifacts(runs[0].info.run_id, evaluation.path, str(team.tmp))
+    # artifacts went through the server to S3, and come back the same way
+    figure = client.download_artifacts(runs[0].info.run_id, "evaluation.png", str(tmp_path))
+    assert Path(figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     links = re.findall(r"\]\((http://[^)]+)\)", (b / "reports/answers.md").read_text())
     assert len(links) == 9
     for link in links:
@@ -153,11 +101,11 @@ def test_a_teammate_gets_every_output_without_training(team, machines):
 def test_experiments_travel_through_git_and_the_run_cache_spares_training(team, machines):
     a, b = machines
     change = "exercises.ex1.optimizer.learning_rate=0.002"
-    team.dvc(a, "exp", "run", "-n", "lr-0.002", "-S", change)
-    team.script(a, "share", "lr-0.002")
+    team_dvc(team, a, "exp", "run", "-n", "lr-0.002", "-S", change)
+    team_script(a, team.env, "share", "lr-0.002")
 
-    team.script(b, "sync", "lr-0.002")
-    shown = json.loads(team.dvc(b, "exp", "show", "--json"))
+    team_script(b, team.env, "sync", "lr-0.002")
+    shown = json.loads(team_dvc(team, b, "exp", "show", "--json"))
     experiments = {
         e["name"]: e["data"]
         for baseline in shown
@@ -171,13 +119,13 @@ def test_experiments_travel_through_git_and_the_run_cache_spares_training(team, 
         "name": "nadam",
         "learning_rate": 0.002,
     }
-    client = team.client()
+    client = mlflow.MlflowClient(team.url)
     experiment = client.get_experiment_by_name("keras-exercises")
     tagged = client.search_runs([experiment.experiment_id], "tags.dvc_experiment = 'lr-0.002'")
     assert [r.info.run_name for r in tagged] == ["ex1"]
 
     # B runs the same change: restored from A's run-cache, nothing trains
-    output = team.dvc(b, "exp", "run", "--pull", "-S", change)
+    output = team_dvc(team, b, "exp", "run", "--pull", "-S", change)
     assert "Stage 'train@ex1' is cached - skipping run" in output
     assert not re.search(r"Running stage '(train|embed|mc_evaluate)", output), output
     assert (b / "outputs/ex1/metrics.json").read_text() == json.dumps(
@@ -189,12 +137,14 @@ def test_two_queued_experiments_log_to_the_server_at_once(team, machines):
     a, _ = machines
     rates = ("0.003", "0.004")
     for rate in rates:
-        team.dvc(a, "exp", "run", "--queue", "-S", f"exercises.ex1.optimizer.learning_rate={rate}")
-    team.dvc(a, "queue", "start", "--jobs", "2")
+        team_dvc(
+            team, a, "exp", "run", "--queue", "-S", f"exercises.ex1.optimizer.learning_rate={rate}"
+        )
+    team_dvc(team, a, "queue", "start", "--jobs", "2")
     status = wait_for_queue(a)
-    team.dvc(a, "queue", "stop")
+    team_dvc(team, a, "queue", "stop")
     assert status.count("Success") == 2, status
-    client = team.client()
+    client = mlflow.MlflowClient(team.url)
     experiment = client.get_experiment_by_name("keras-exercises")
     runs = [
         r
@@ -218,13 +168,13 @@ def set_rate(clone: Path, rate: float, epochs: int | None = None) -> None:
 
 def restore_named(team, clone: Path, output: str) -> None:
     (command,) = set(re.findall(r"`(dvc checkout [^`]+)`", output))
-    team.dvc(clone, *command.split()[1:])
+    team_dvc(team, clone, *command.split()[1:])
 
 
 def test_the_server_down_before_a_stage(team, machines):
     _, b = machines
     before = user_files(b)
-    team.stop_server()
+    team.stop()
     try:
         set_rate(b, 0.005)
         started = time.monotonic()
@@ -235,43 +185,26 @@ def test_the_server_down_before_a_stage(team, machines):
         restore_named(team, b, output)
         assert user_files(b) == before
     finally:
-        team.start_server()
-    team.dvc(b, "repro")
+        team.start()
+    team_dvc(team, b, "repro")
     git(b, "checkout", "params.yaml")
 
 
 def test_the_server_killed_mid_training(team, machines):
     _, b = machines
-    team.dvc(b, "checkout", "--force")
+    team_dvc(team, b, "checkout", "--force")
     before = user_files(b)
     set_rate(b, 0.006, epochs=40)
-    process = subprocess.Popen(
-        ["dvc", "repro"],
-        cwd=b,
-        env={**team.env, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    seen = []
-    for line in process.stdout:
-        seen.append(line)
-        if line.startswith("Epoch 3/40"):
-            team.stop_server()
-            break
-    seen.append(process.stdout.read())
-    output = "".join(seen)
-    assert process.wait(timeout=300) != 0, output
+    output = at_epoch_3(["dvc", "repro"], b, team.env, lambda process: team.stop())
     assert f"lost the MLflow tracking store at {team.url} midway" in output
     restore_named(team, b, output)
     assert user_files(b) == before
 
-    team.start_server()
-    client = team.client()
+    team.start()
+    client = mlflow.MlflowClient(team.url)
     experiment = client.get_experiment_by_name("keras-exercises")
     (orphan,) = client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'")
-    team.dvc(b, "repro")  # succeeds once the server is back, and ends the orphan
+    team_dvc(team, b, "repro")  # succeeds once the server is back, and ends the orphan
     assert client.get_run(orphan.info.run_id).info.status == "KILLED"
     assert '"epochs_run": 40' in (b / "outputs/ex1/metrics.json").read_text()
 
@@ -280,17 +213,17 @@ def test_postgres_restarted_between_stages(team, machines):
     _, b = machines
     team.database.restart()
     set_rate(b, 0.007)
-    output = team.dvc(b, "repro")
+    output = team_dvc(team, b, "repro")
     assert "Running stage 'train@ex1'" in output
     run_id = json.loads((b / "outputs/ex1/run.json").read_text())["run_id"]
-    assert team.client().get_run(run_id).info.status == "FINISHED"
+    assert mlflow.MlflowClient(team.url).get_run(run_id).info.status == "FINISHED"
 
 
 def test_storage_down_during_dvc_push(team, machines):
     """Last: moto keeps its buckets in memory, so they are gone once it stops."""
     a, _ = machines
     set_rate(a, 0.008)
-    team.dvc(a, "repro")
+    team_dvc(team, a, "repro")
     before = user_files(a)
     cache = sorted(p.relative_to(a) for p in (a / ".dvc/cache").rglob("*") if p.is_file())
     team.s3.stop()
@@ -298,4 +231,4 @@ def test_storage_down_during_dvc_push(team, machines):
     assert "ERROR" in output
     assert user_files(a) == before
     assert sorted(p.relative_to(a) for p in (a / ".dvc/cache").rglob("*") if p.is_file()) == cache
-    assert "Data and pipelines are up to date." in team.dvc(a, "status")
+    assert "Data and pipelines are up to date." in team_dvc(team, a, "status")

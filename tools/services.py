@@ -18,6 +18,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
+TEAM_SCRIPT = Path(__file__).resolve().parent / "team.sh"
 # moto accepts any credentials; clients of a real endpoint get theirs from their own setup
 S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
@@ -153,3 +154,68 @@ def s3_endpoint() -> Iterator[S3Endpoint]:
 
 def team_environment(s3: S3Endpoint, extra: dict[str, str] | None = None) -> dict[str, str]:
     return {**os.environ, **S3_CREDENTIALS, "AWS_DEFAULT_REGION": "us-east-1", **(extra or {})}
+
+
+class TeamServer:
+    """`tools/team.sh server`: the team's `mlflow server` on PostgreSQL, artifacts on S3."""
+
+    def __init__(self, database: Postgres, s3: S3Endpoint, bucket: str, log: Path) -> None:
+        self.database, self.s3, self.log = database, s3, log
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = team_environment(
+            s3,
+            {
+                "MLFLOW_TRACKING_URI": self.url,
+                "TEAM_DATABASE": database.uri,
+                "TEAM_ARTIFACTS": f"s3://{bucket}/mlflow",
+                "TEAM_REMOTE": f"s3://{bucket}/dvc",
+                "S3_ENDPOINT": s3.url,
+                "HOST": "127.0.0.1",
+                "PORT": str(self.port),
+            },
+        )
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                ["bash", str(TEAM_SCRIPT), "server"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        wait_until_up(f"{self.url}/health", self.process, "mlflow server")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop(self.process)
+
+
+@contextmanager
+def team_servers(directory: Path, bucket: str = "team") -> Iterator[TeamServer]:
+    """PostgreSQL, S3 with `bucket`, and the team's MLflow server on both, all started."""
+    with s3_endpoint() as s3, postgres() as database:
+        s3.create_bucket(bucket)
+        server = TeamServer(database, s3, bucket, directory / "mlflow-server.log")
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+def team_script(clone: Path, env: dict[str, str], *args: str) -> str:
+    """Run `tools/team.sh ARGS` in `clone`; everything it printed."""
+    done = subprocess.run(
+        ["bash", str(TEAM_SCRIPT), *args],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"tools/team.sh {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
+    return done.stdout + done.stderr
