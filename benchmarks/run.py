@@ -283,6 +283,31 @@ def markdown(s: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def benchmark_project(work: Path, real: Path, weights: str | None) -> tuple[Path, Path, str]:
+    """A copy of the project in `work`, committed, on a mirror of the `real` data with a
+    synthetic stand-in for what it lacks; (project, mirror, what the data is)."""
+    mirror = work / "mirror"
+    build_mirror(mirror, real.resolve(), n_train=2000, n_test=500)
+    project = work / "project"
+    copy_project(project)
+    with np.load(mirror / "cifar10.npz") as cifar:
+        cifar_train = len(cifar["y_train"])
+    set_params(
+        project,
+        {
+            "data.mirror": str(mirror),
+            "exercises.ex2.n_train": min(5000, cifar_train),
+            "exercises.ex4.model.weights": weights,
+        },
+    )
+    subprocess.run(["git", "commit", "-qam", "params"], cwd=project, check=True)
+    data = (
+        f"{real} (synthetic stand-in for what it lacks), "
+        f"CIFAR-10 n_train {min(5000, cifar_train)}, MobileNetV2 weights {weights}"
+    )
+    return project, mirror, data
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mirror", type=Path, required=True, help="directory of <dataset>.npz")
@@ -293,25 +318,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         work = Path(tmp)
-        mirror = work / "mirror"
-        build_mirror(mirror, args.mirror.resolve(), n_train=2000, n_test=500)
-        project = work / "project"
-        copy_project(project)
-        with np.load(mirror / "cifar10.npz") as cifar:
-            cifar_train = len(cifar["y_train"])
-        set_params(
-            project,
-            {
-                "data.mirror": str(mirror),
-                "exercises.ex2.n_train": min(5000, cifar_train),
-                "exercises.ex4.model.weights": args.weights,
-            },
-        )
-        subprocess.run(
-            ["git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qam", "params"],
-            cwd=project,
-            check=True,
-        )
+        project, mirror, data = benchmark_project(work, args.mirror, args.weights)
         timings = work / "timings.jsonl"
         env = {**os.environ, TIMINGS_ENV: str(timings)}
         env.pop("MLFLOW_TRACKING_URI", None)
@@ -329,8 +336,7 @@ def main() -> None:
             "memory_gb": round(psutil.virtual_memory().total / 2**30),
             "platform": f"{platform.system()} {platform.machine()}",
             "python": platform.python_version(),
-            "data": f"{args.mirror} (synthetic stand-in for what it lacks), "
-            f"CIFAR-10 n_train {min(5000, cifar_train)}, MobileNetV2 weights {args.weights}",
+            "data": data,
             "import_tensorflow_s": import_cost("tensorflow"),
             "import_mlflow_s": import_cost("mlflow"),
         }

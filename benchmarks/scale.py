@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import resource
 import sys
-import time
 from pathlib import Path
 
 import yaml
@@ -33,21 +32,9 @@ def main() -> None:
     params = Params.model_validate(raw)
     ex = params.exercises.ex1
 
-    import keras
-
+    from benchmarks.epoch_timer import EpochTimer
     from keras_exercises.runtime.seeding import set_seed
     from keras_exercises.training import train_exercise
-
-    class EpochTimer(keras.callbacks.Callback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.seconds: list[float] = []
-
-        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-            self.started = time.perf_counter()
-
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            self.seconds.append(time.perf_counter() - self.started)
 
     data = prepare(read_mirror(mirror, ex.dataset), n_train, ex.n_test, ex.dataset)
     set_seed(params.seed)
