@@ -28,11 +28,10 @@ from pathlib import Path
 
 import numpy as np
 import psutil
-import yaml
 
 from keras_exercises.data.mirror import build_mirror
 from keras_exercises.runtime.timing import TIMINGS_ENV
-from tools.project_copy import ROOT, copy_project
+from tools.project_copy import ROOT, copy_project, set_params
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -43,18 +42,6 @@ def timed(command: list[str], cwd: Path, env: dict | None = None) -> float:
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
     return time.perf_counter() - start
-
-
-def set_params(project: Path, changes: dict[str, object]) -> None:
-    path = project / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    for dotted, value in changes.items():
-        *parents, last = dotted.split(".")
-        node = params
-        for key in parents:
-            node = node[key]
-        node[last] = value
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 def clean(project: Path) -> None:

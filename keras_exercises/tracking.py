@@ -54,10 +54,16 @@ def connect() -> str:
             return _get_or_create_experiment(artifact_location)
     except Exception as exc:
         raise PipelineError(
-            f"cannot use the MLflow tracking store at {uri} ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''}). Start the server it names, fix "
-            "MLFLOW_TRACKING_URI, or unset it to use the local store under mlruns/."
+            f"cannot use the MLflow tracking store at {uri} ({_summary(exc)}). Start the "
+            "server it names, fix MLFLOW_TRACKING_URI, or unset it to use the local store "
+            "under mlruns/."
         ) from None
+
+
+def _summary(exc: Exception) -> str:
+    """An exception's type and first line: MLflow's messages run to whole tracebacks."""
+    lines = str(exc).splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
 
 
 @contextmanager
@@ -73,7 +79,7 @@ def store_failures_reported() -> Iterator[None]:
     except (MlflowException, requests.exceptions.RequestException) as exc:
         raise PipelineError(
             f"lost the MLflow tracking store at {mlflow.get_tracking_uri()} midway "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
+            f"({_summary(exc)}). "
             "Make sure its server and database are up, then rerun `dvc repro`; the run it "
             "leaves RUNNING is marked KILLED by the next training run."
         ) from None

@@ -23,10 +23,11 @@ def main(argv: list[str]) -> None:
     sources = {name: read_json(raw_provenance(name)) for name in IMAGE_SHAPES}
     flags = deviations(params, sources)
     data_source = describe_sources(sources)
+    markdown = answers_markdown(rows, flags, data_source)
     write_text(REPORTS / "report.html", report_html(rows, flags, data_source))
-    write_text(REPORTS / "answers.md", answers_markdown(rows, flags, data_source))
+    write_text(REPORTS / "answers.md", markdown)
     write_json(REPORTS / "answers.json", answers)
-    print(answers_markdown(rows, flags, data_source))
+    print(markdown)
 
 
 if __name__ == "__main__":

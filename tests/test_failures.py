@@ -4,7 +4,6 @@ What `dvc repro` leaves in the workspace after each failure: test_workspace_afte
 """
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -66,12 +65,6 @@ def test_unknown_exercise_on_the_command_line(project, stage, usage):
     assert done.returncode == 2
     assert usage in done.stderr
     assert files_under(project) == before
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_missing_input_names_the_stage_that_makes_it(project):

@@ -23,9 +23,8 @@ from tests.conftest import (
     shrink,
     user_files,
     wait_for_queue,
-    write_params,
 )
-from tools.project_copy import ROOT, copy_project, git
+from tools.project_copy import ROOT, copy_project, git, set_params
 from tools.services import TEAM_SCRIPT, team_script, team_servers
 
 pytestmark = pytest.mark.slow
@@ -159,11 +158,13 @@ def test_two_queued_experiments_log_to_the_server_at_once(team, machines):
 
 
 def set_rate(clone: Path, rate: float, epochs: int | None = None) -> None:
-    params = yaml.safe_load((clone / "params.yaml").read_text())
-    params["exercises"]["ex1"]["optimizer"]["learning_rate"] = rate
+    changes = {"exercises.ex1.optimizer.learning_rate": rate}
     if epochs:
-        params["exercises"]["ex1"]["training"].update(epochs=epochs, early_stopping=None)
-    write_params(clone, params)
+        changes |= {
+            "exercises.ex1.training.epochs": epochs,
+            "exercises.ex1.training.early_stopping": None,
+        }
+    set_params(clone, changes)
 
 
 def restore_named(team, clone: Path, output: str) -> None:

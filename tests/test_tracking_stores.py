@@ -4,21 +4,19 @@ import json
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 
 import mlflow
 import pytest
 
 from tests.conftest import dvc, wait_for_queue
-from tests.test_failures import closed_port
+from tools.services import free_port, stop, wait_until_up
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def mlflow_server(tmp_path):
-    port = closed_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
         [
@@ -43,20 +41,10 @@ def mlflow_server(tmp_path):
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("mlflow server did not start") from None
-                time.sleep(0.5)
+        wait_until_up(f"{url}/health", server, "mlflow server")
         yield url
     finally:
-        os.killpg(server.pid, 15)
-        server.wait(timeout=30)
+        stop(server)
 
 
 def test_runs_go_to_the_server_named_by_the_environment(project, mlflow_server):

@@ -15,30 +15,17 @@ import textwrap
 
 import numpy as np
 import pytest
-import yaml
 
 from keras_exercises.data.mirror import synthetic_dataset
 from tests.conftest import dvc, dvc_fails, user_files, wait_for_queue, write_params
 from tests.http_fixtures import FileServer
 from tests.test_config import BAD_VALUES, set_key
-from tests.test_failures import closed_port
-from tools.project_copy import git
+from tools.project_copy import git, set_params
+from tools.services import free_port
 
 pytestmark = pytest.mark.slow
 
 RESTORE = re.compile(r"`(dvc checkout [^`]+)`")
-
-
-def read_params(project) -> dict:
-    return yaml.safe_load((project / "params.yaml").read_text())
-
-
-def change_params(project, **changes) -> None:
-    """Set dotted keys (given with __ for dots) in the project's params.yaml."""
-    params = read_params(project)
-    for key, value in changes.items():
-        set_key(params, key.replace("__", "."), value)
-    write_params(project, params)
 
 
 def assert_restored_by_the_named_command(project, output: str, before: dict) -> None:
@@ -93,7 +80,7 @@ def test_a_stage_run_alone_with_bad_params_names_how_to_restore_its_outputs(fini
     """`dvc repro --single-item` skips the params check: the stage's own check stops it,
     after DVC deleted its outputs, and its error says how to get them back."""
     before = user_files(finished)
-    change_params(finished, exercises__ex3__model__dropout=1.5)
+    set_params(finished, {"exercises.ex3.model.dropout": 1.5})
     output = dvc_fails(finished, "repro", "--single-item", "--force", stage)
     assert "exercises.ex3.model.dropout: must be in [0, 1), got 1.5" in output
     assert f"`dvc checkout --force {stage}`" in output
@@ -132,7 +119,7 @@ def test_a_broken_mirror_file(finished, tmp_path, broken):
     before = user_files(finished)
     (tmp_path / "mirror").mkdir()
     write(tmp_path / "mirror" / "mnist.npz")
-    change_params(finished, data__mirror=str(tmp_path / "mirror"))
+    set_params(finished, {"data.mirror": str(tmp_path / "mirror")})
     output = dvc_fails(finished, "repro")
     assert message in output
     assert_restored_by_the_named_command(finished, output, before)
@@ -140,12 +127,14 @@ def test_a_broken_mirror_file(finished, tmp_path, broken):
 
 def test_a_dead_download_server(finished, tmp_path):
     before = user_files(finished)
-    change_params(
+    set_params(
         finished,
-        data__mirror=None,
-        data__download_url=f"http://127.0.0.1:{closed_port()}",
-        data__attempts=1,
-        data__timeout_seconds=2,
+        {
+            "data.mirror": None,
+            "data.download_url": f"http://127.0.0.1:{free_port()}",
+            "data.attempts": 1,
+            "data.timeout_seconds": 2,
+        },
     )
     output = dvc_fails(finished, "repro", env={"KERAS_HOME": str(tmp_path / "keras")})
     assert "could not download" in output and "set data.mirror" in output
@@ -155,7 +144,7 @@ def test_a_dead_download_server(finished, tmp_path):
 def test_a_download_with_the_wrong_checksum(finished, tmp_path):
     before = user_files(finished)
     with FileServer({"mnist.npz": b"not the real mnist.npz"}) as server:
-        change_params(finished, data__mirror=None, data__download_url=server.url)
+        set_params(finished, {"data.mirror": None, "data.download_url": server.url})
         output = dvc_fails(finished, "repro", env={"KERAS_HOME": str(tmp_path / "keras")})
     assert "whose SHA-256 is" in output and "it was discarded" in output
     assert_restored_by_the_named_command(finished, output, before)
@@ -163,7 +152,7 @@ def test_a_download_with_the_wrong_checksum(finished, tmp_path):
 
 def test_more_samples_than_the_data_holds(finished):
     before = user_files(finished)
-    change_params(finished, exercises__ex1__n_train=61)  # the tiny mirror holds 60
+    set_params(finished, {"exercises.ex1.n_train": 61})  # the tiny mirror holds 60
     output = dvc_fails(finished, "repro")
     assert "mnist holds 60 train samples but n_train asks for 61" in output
     assert_restored_by_the_named_command(finished, output, before)
@@ -171,8 +160,8 @@ def test_more_samples_than_the_data_holds(finished):
 
 def test_an_unreachable_tracking_server(finished):
     before = user_files(finished)
-    change_params(finished, exercises__ex1__optimizer__learning_rate=0.002)
-    uri = f"http://127.0.0.1:{closed_port()}"
+    set_params(finished, {"exercises.ex1.optimizer.learning_rate": 0.002})
+    uri = f"http://127.0.0.1:{free_port()}"
     output = dvc_fails(finished, "repro", env={"MLFLOW_TRACKING_URI": uri})
     assert f"cannot use the MLflow tracking store at {uri}" in output
     assert "Epoch 1/" not in output  # stopped before any training
@@ -201,7 +190,7 @@ def test_a_bug_in_a_stage(finished, tmp_path):
         )
     )
     before = user_files(finished)
-    change_params(finished, exercises__ex1__optimizer__learning_rate=0.002)
+    set_params(finished, {"exercises.ex1.optimizer.learning_rate": 0.002})
     output = dvc_fails(finished, "repro", env={"PYTHONPATH": str(injected)})
     assert "RuntimeError: injected fault" in output  # the traceback
     assert "error: the stage failed with an unexpected RuntimeError" in output

@@ -7,6 +7,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -31,3 +33,16 @@ def copy_project(dest: Path, params_yaml: str | None = None) -> Path:
     git(dest, "add", "-A")
     git(dest, "commit", "-qm", "copy of the project")
     return dest
+
+
+def set_params(project: Path, changes: dict[str, object]) -> None:
+    """Set dotted keys ("exercises.ex1.training.epochs") in the copy's params.yaml."""
+    path = project / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for dotted, value in changes.items():
+        *parents, last = dotted.split(".")
+        node = params
+        for key in parents:
+            node = node[key]
+        node[last] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
