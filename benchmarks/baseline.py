@@ -66,7 +66,7 @@ def run(params: dict, mirror: Path, figures: Path) -> dict:
     import keras
     import tensorflow as tf
 
-    keras.utils.set_random_seed(params["seed"])
+    keras.utils.set_random_seed(params["seeds"][0])
     tf.config.experimental.enable_op_determinism()
     ex = params["exercises"]
     early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=5, restore_best_weights=True)

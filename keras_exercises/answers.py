@@ -1,25 +1,42 @@
-"""The answers to Q1.1-Q6.3: which metric answers each question, the conditions that differ
-from the exercise text, and the answers as a markdown table and an HTML page of figures."""
+"""The answers to Q1.1-Q6.3: which metric answers each question, its mean over the seeds and
+its interval over the test images, the conditions that differ from the exercise text, MC
+Dropout's calibration, and all of it as markdown and as an HTML page of figures."""
 
 from __future__ import annotations
 
 import base64
+import csv
 import html
-import json
-from dataclasses import dataclass
+import io
+import statistics
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from keras_exercises.params import EXERCISES, MC_EXERCISES, Params, flatten
+from keras_exercises.runtime.atomic import read_json
 from keras_exercises.runtime.errors import PipelineError
 from keras_exercises.runtime.paths import exercise_output
+from keras_exercises.significance import bootstrap_mean_interval, wilson_interval
 
 
 @dataclass(frozen=True)
 class Question:
     id: str
     exercise: str
-    source: str  # metrics file in outputs/<exercise>/
+    source: str  # metrics file in outputs/<exercise>/seed<seed>/
     key: str
     phrase: str  # what the number answers, as the exercise asks it
+
+    @property
+    def samples(self) -> str:
+        """The per-test-image file behind the answer, for intervals and paired tests."""
+        return "mc_predictions.csv" if self.source == "mc_metrics.json" else "predictions.csv"
+
+    @property
+    def per_sample(self) -> str:
+        """What each test image contributes: right or wrong, or a predictive variance."""
+        return "variance" if self.key == "mean_predictive_variance" else "correct"
 
 
 QUESTIONS = (
@@ -69,17 +86,6 @@ QUESTIONS = (
 )
 
 
-def read_json(path):
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise PipelineError(f"{path} is missing: run `dvc repro` to make it.") from None
-    except json.JSONDecodeError as exc:
-        raise PipelineError(
-            f"{path} is corrupt ({exc}); run `dvc repro --force` on its stage."
-        ) from None
-
-
 def answer_value(question: Question, value: float) -> float:
     # accuracies are exact fractions of the test slice; Q6.3 is asked to three decimals
     return round(value, 3) if question.id == "Q6.3" else round(value, 4)
@@ -118,14 +124,119 @@ def deviations(params: Params, sources: dict[str, dict]) -> dict[str, list[str]]
     return found
 
 
-def build_answers(params: Params) -> tuple[dict[str, float], list[dict]]:
-    answers, rows = {}, []
-    runs = {name: read_json(exercise_output(name, "run.json")) for name in EXERCISES}
+def per_sample_values(text: str, question: Question) -> np.ndarray:
+    """From a predictions file: per test image, right or wrong, or its predictive variance."""
+    rows = list(csv.DictReader(io.StringIO(text)))
+    if question.per_sample == "variance":
+        return np.array([float(r["variance"]) for r in rows])
+    return np.array([r["actual"] == r["predicted"] for r in rows])
+
+
+def _interval_digits(question: Question) -> int:
+    return 6 if question.per_sample == "variance" else 4
+
+
+def build_answers(params: Params) -> list[dict]:
+    """Per question: every seed's value, their mean (the answer), sd, and the interval of
+    the mean over the test images (Wilson for accuracies, a seeded bootstrap for Q6.3)."""
+    stats = params.statistics
+    rows = []
     for q in QUESTIONS:
-        value = answer_value(q, read_json(exercise_output(q.exercise, q.source))[q.key])
-        answers[q.id] = value
-        rows.append({"question": q, "value": value, "run": runs[q.exercise]})
-    return answers, rows
+        per_seed = {
+            seed: read_json(exercise_output(q.exercise, seed, q.source))[q.key]
+            for seed in params.seeds
+        }
+        mean = statistics.fmean(per_seed.values())
+        if q.per_sample == "variance":
+            # each image's variance averaged over the seeds, then resampled by image
+            per_image = np.mean(
+                [
+                    per_sample_values(_read_text(exercise_output(q.exercise, s, q.samples)), q)
+                    for s in params.seeds
+                ],
+                axis=0,
+            )
+            low, high = bootstrap_mean_interval(
+                per_image, stats.confidence_level, stats.bootstrap_resamples, stats.bootstrap_seed
+            )
+        else:
+            n = getattr(params.exercises, q.exercise).n_test
+            low, high = wilson_interval(mean, n, stats.confidence_level)
+        digits = _interval_digits(q)
+        rows.append(
+            {
+                "question": q,
+                "value": answer_value(q, mean),
+                "mean": mean,
+                "low": round(low, digits),
+                "high": round(high, digits),
+                "seeds": per_seed,
+                "sd": statistics.stdev(per_seed.values()) if len(per_seed) > 1 else None,
+                "runs": {
+                    seed: read_json(exercise_output(q.exercise, seed, "run.json"))
+                    for seed in params.seeds
+                },
+            }
+        )
+    return rows
+
+
+def _read_text(path) -> str:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        raise PipelineError(f"{path} is missing: run `dvc repro` to make it.") from None
+
+
+def answers_json(rows: list[dict]) -> dict[str, float]:
+    return {r["question"].id: r["value"] for r in rows}
+
+
+def intervals_json(rows: list[dict]) -> dict[str, dict]:
+    """Question id to its interval; with several seeds also the sd and every seed's value."""
+    intervals = {}
+    for r in rows:
+        entry: dict = {"low": r["low"], "high": r["high"]}
+        if r["sd"] is not None:
+            entry["sd"] = round(r["sd"], _interval_digits(r["question"]) + 1)
+            entry["seeds"] = {
+                str(seed): round(value, _interval_digits(r["question"]))
+                for seed, value in r["seeds"].items()
+            }
+        intervals[r["question"].id] = entry
+    return intervals
+
+
+CALIBRATION_METRICS = (("nll", "NLL"), ("brier", "Brier"), ("ece", "ECE"))
+
+
+def calibration_summary(params: Params) -> dict[str, dict]:
+    """Per MC exercise: NLL, Brier and ECE of both predictions (means over the seeds), and
+    whether MC Dropout improved calibration."""
+    summary = {}
+    for name in MC_EXERCISES:
+        per_seed = [read_json(exercise_output(name, s, "mc_metrics.json")) for s in params.seeds]
+        means = {
+            key: statistics.fmean(m[key] for m in per_seed)
+            for base, _ in CALIBRATION_METRICS
+            for key in (base, f"mc_{base}")
+        }
+        better = [label for key, label in CALIBRATION_METRICS if means[f"mc_{key}"] < means[key]]
+        worse = [label for key, label in CALIBRATION_METRICS if means[f"mc_{key}"] > means[key]]
+        if not better and not worse:
+            verdict = "MC Dropout left NLL, Brier and ECE unchanged"
+        elif not worse:
+            verdict = f"MC Dropout improved calibration: {_words(better)} lower"
+        elif not better:
+            verdict = f"MC Dropout made calibration worse: {_words(worse)} higher"
+        else:
+            verdict = f"mixed: MC Dropout lowered {', '.join(better)} and raised {', '.join(worse)}"
+        summary[name] = {"metrics": means, "verdict": verdict}
+    return summary
+
+
+def _words(items: list[str]) -> str:
+    return ", ".join(items[:-1]) + f" and {items[-1]}" if len(items) > 1 else "".join(items)
 
 
 def describe_sources(sources: dict[str, dict]) -> str:
@@ -145,34 +256,165 @@ def run_page(run: dict) -> str | None:
     return f"{uri.rstrip('/')}/#/experiments/{run['experiment_id']}/runs/{run['run_id']}"
 
 
-def answers_markdown(rows: list[dict], flags: dict[str, list[str]], data_source: str) -> str:
+@dataclass
+class Report:
+    """Everything the report shows, for its markdown and its HTML."""
+
+    rows: list[dict]
+    flags: dict[str, list[str]]
+    data_source: str
+    calibration: dict[str, dict]
+    statistics: object  # params.statistics
+    seeds: list[int]
+    comparison: list = field(default_factory=list)  # comparison.Comparison rows
+    compared_with: str | None = None  # what the comparison is against, or why there is none
+
+    @property
+    def confidence(self) -> str:
+        return f"{self.statistics.confidence_level:.0%}"
+
+    def method(self) -> str:
+        seeds = len(self.seeds)
+        return (
+            f"Each answer is the mean over {seeds} training seed{'s' if seeds > 1 else ''} "
+            f"({', '.join(map(str, self.seeds))}). Its {self.confidence} interval is over the "
+            "test images: Wilson score for accuracies, a BCa bootstrap of "
+            f"{self.statistics.bootstrap_resamples} resamples (seed "
+            f"{self.statistics.bootstrap_seed}) for Q6.3."
+        )
+
+
+def _interval(row: dict) -> str:
+    if row["question"].per_sample == "variance":
+        return f"{row['low']:.5f} – {row['high']:.5f}"
+    return f"{row['low']:.1%} – {row['high']:.1%}"
+
+
+def answers_markdown(report: Report) -> str:
     lines = [
         "# Answers",
         "",
-        f"Data: {data_source}. Every answer links to its MLflow run (`mlflow ui`, see README).",
+        f"Data: {report.data_source}. Every answer links to its MLflow run (`mlflow ui`, "
+        "see README).",
         "",
-        "| Question | Answer | Exercise | MLflow run |",
-        "|---|---|---|---|",
+        report.method(),
+        "",
+        f"| Question | Answer | {report.confidence} interval | Exercise | MLflow run |",
+        "|---|---|---|---|---|",
     ]
-    for row in rows:
+    for row in report.rows:
         q = row["question"]
-        flag = " ⚠" if q.exercise in flags else ""
+        flag = " ⚠" if q.exercise in report.flags else ""
         lines.append(
             f"| {q.id} | {q.phrase}: **{phrase_answer(q, row['value'])}**{flag} "
-            f"| {q.exercise} | {_markdown_run(row['run'])} |"
+            f"| {_interval(row)} | {q.exercise} | {_markdown_runs(row['runs'])} |"
         )
+    if len(report.seeds) > 1:
+        lines += ["", "## Across seeds", "", "| Question | Mean | SD | Min – max | Per seed |"]
+        lines.append("|---|---|---|---|---|")
+        for row in report.rows:
+            q, values = row["question"], row["seeds"]
+            lines.append(
+                f"| {q.id} | {_precise(q, row['mean'])} | {_sd(q, row['sd'])} "
+                f"| {_precise(q, min(values.values()))} – {_precise(q, max(values.values()))} | "
+                + ", ".join(f"{s}: {_precise(q, v)}" for s, v in values.items())
+                + " |"
+            )
+    lines += [
+        "",
+        "## Calibration of MC Dropout",
+        "",
+        "| Exercise | Prediction | NLL | Brier | ECE |",
+    ]
+    lines.append("|---|---|---|---|---|")
+    for name, entry in report.calibration.items():
+        m = entry["metrics"]
+        for prefix, label in (("", "dropout off"), ("mc_", "MC Dropout average")):
+            lines.append(
+                f"| {name} | {label} | "
+                + " | ".join(f"{m[prefix + key]:.4f}" for key, _ in CALIBRATION_METRICS)
+                + " |"
+            )
+    lines.append("")
+    lines += [f"- **{name}**: {entry['verdict']}." for name, entry in report.calibration.items()]
+    lines += ["", "## Against the last commit", "", _comparison_intro(report), ""]
+    if report.comparison:
+        lines += ["| Question | Seed | Committed | Now | Difference | p-value | Verdict |"]
+        lines.append("|---|---|---|---|---|---|---|")
+        lines += ["| " + " | ".join(cells) + " |" for cells in _comparison_cells(report.comparison)]
     lines += ["", "## Conditions other than the exercise text", ""]
-    if not flags:
+    if not report.flags:
         lines.append("None: every answer was computed as the exercises specify.")
-    for name, notes in flags.items():
+    for name, notes in report.flags.items():
         asked = ", ".join(q.id for q in QUESTIONS if q.exercise == name)
         lines += [f"- **{name}** ({asked}): " + "; ".join(notes)]
     return "\n".join(lines) + "\n"
 
 
+def _precise(question: Question, value: float) -> str:
+    """A value with the digits that tell seeds apart (Q6.3's answer has three decimals)."""
+    return f"{value:.5f}" if question.per_sample == "variance" else f"{value:.2%}"
+
+
+def _sd(question: Question, sd: float | None) -> str:
+    if sd is None:
+        return "-"
+    return f"{sd:.5f}" if question.per_sample == "variance" else f"{sd * 100:.2f} pts"
+
+
+def _comparison_intro(report: Report) -> str:
+    if not report.comparison:
+        return report.compared_with or "Nothing to compare with."
+    return (
+        f"Against {report.compared_with}, on the same test images, seed by seed: McNemar's "
+        "exact test for accuracies, a paired bootstrap for Q6.3; a difference is beyond "
+        f"noise only where p < {report.statistics.significance_level}. "
+        "`keras-exercises compare` gives the same for any two revisions."
+    )
+
+
+def format_value(question_id: str, value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4f}" if question_id == "Q6.3" else f"{value:.2%}"
+
+
+def format_difference(question_id: str, value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.4f}" if question_id == "Q6.3" else f"{value * 100:+.1f} pts"
+
+
+def _comparison_cells(comparison: list) -> list[list[str]]:
+    return [
+        [
+            c.question,
+            str(c.seed),
+            format_value(c.question, c.a),
+            format_value(c.question, c.b),
+            format_difference(c.question, c.difference),
+            "-" if c.p_value is None else f"{c.p_value:.4f}",
+            c.verdict,
+        ]
+        for c in comparison
+    ]
+
+
+def _markdown_runs(runs: dict[int, dict]) -> str:
+    if len(runs) == 1:
+        return _markdown_run(next(iter(runs.values())))
+    return ", ".join(f"{seed}: {_markdown_run(run)}" for seed, run in runs.items())
+
+
 def _markdown_run(run: dict) -> str:
     page = run_page(run)
     return f"[`{run['run_id']}`]({page})" if page else f"`{run['run_id']}`"
+
+
+def _html_runs(runs: dict[int, dict]) -> str:
+    if len(runs) == 1:
+        return _html_run(next(iter(runs.values())))
+    return "<br>".join(f"{seed}: {_html_run(run)}" for seed, run in runs.items())
 
 
 def _html_run(run: dict) -> str:
@@ -181,39 +423,124 @@ def _html_run(run: dict) -> str:
     return f'<a href="{html.escape(page)}">{code}</a>' if page else code
 
 
-def _image(path) -> str:
+def _figure(path, caption: str) -> str:
     encoded = base64.b64encode(path.read_bytes()).decode()
-    return f'<img alt="{html.escape(str(path))}" src="data:image/png;base64,{encoded}">'
-
-
-def report_html(rows: list[dict], flags: dict[str, list[str]], data_source: str) -> str:
-    table = "".join(
-        f"<tr><td>{r['question'].id}</td><td>{html.escape(r['question'].phrase)}</td>"
-        f"<td><b>{phrase_answer(r['question'], r['value'])}</b>"
-        f"{' &#9888;' if r['question'].exercise in flags else ''}</td>"
-        f"<td>{r['question'].exercise}</td><td>{_html_run(r['run'])}</td></tr>"
-        for r in rows
+    return (
+        f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{encoded}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
     )
+
+
+def _html_table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{h}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def report_html(report: Report, seeds_figure_path) -> str:
+    esc = html.escape
+    answers = _html_table(
+        [
+            "Question",
+            "What it measures",
+            "Answer",
+            f"{report.confidence} interval",
+            "Exercise",
+            "MLflow run",
+        ],
+        [
+            [
+                r["question"].id,
+                esc(r["question"].phrase),
+                f"<b>{phrase_answer(r['question'], r['value'])}</b>"
+                + (" &#9888;" if r["question"].exercise in report.flags else ""),
+                esc(_interval(r)),
+                r["question"].exercise,
+                _html_runs(r["runs"]),
+            ]
+            for r in report.rows
+        ],
+    )
+    seeds_section = ""
+    if len(report.seeds) > 1:
+        seeds_section = "<h2>Across seeds</h2>" + _html_table(
+            ["Question", "Mean", "SD", "Min – max", "Per seed"],
+            [
+                [
+                    r["question"].id,
+                    _precise(r["question"], r["mean"]),
+                    _sd(r["question"], r["sd"]),
+                    f"{_precise(r['question'], min(r['seeds'].values()))} – "
+                    f"{_precise(r['question'], max(r['seeds'].values()))}",
+                    ", ".join(f"{s}: {_precise(r['question'], v)}" for s, v in r["seeds"].items()),
+                ]
+                for r in report.rows
+            ],
+        )
+    calibration = (
+        _html_table(
+            ["Exercise", "Prediction", "NLL", "Brier", "ECE"],
+            [
+                [name, label]
+                + [f"{entry['metrics'][prefix + key]:.4f}" for key, _ in CALIBRATION_METRICS]
+                for name, entry in report.calibration.items()
+                for prefix, label in (("", "dropout off"), ("mc_", "MC Dropout average"))
+            ],
+        )
+        + "<ul>"
+        + "".join(
+            f"<li><b>{name}</b>: {esc(entry['verdict'])}.</li>"
+            for name, entry in report.calibration.items()
+        )
+        + "</ul>"
+    )
+    comparison = f"<p>{esc(_comparison_intro(report))}</p>"
+    if report.comparison:
+        comparison += _html_table(
+            ["Question", "Seed", "Committed", "Now", "Difference", "p-value", "Verdict"],
+            [[esc(c) for c in cells] for cells in _comparison_cells(report.comparison)],
+        )
     notes = (
         "".join(
-            f"<li><b>{name}</b>: {html.escape('; '.join(items))}</li>"
-            for name, items in flags.items()
+            f"<li><b>{name}</b>: {esc('; '.join(items))}</li>"
+            for name, items in report.flags.items()
         )
         or "<li>None: every answer was computed as the exercises specify.</li>"
     )
-    figures = ""
+    seed = report.seeds[0]
+    figures = _figure(
+        seeds_figure_path,
+        f"Every seed's answer per question (dots) with the mean and its {report.confidence} "
+        "interval (bar).",
+    )
     for name in EXERCISES:
-        figures += f"<h3>{name}</h3>" + _image(exercise_output(name, "evaluation.png"))
+        asked = ", ".join(q.id for q in QUESTIONS if q.exercise == name)
+        figures += f"<h3>{name} ({asked}), seed {seed}</h3>" + _figure(
+            exercise_output(name, seed, "evaluation.png"),
+            f"{name}, seed {seed}: confusion matrix on the test images and loss per epoch.",
+        )
         if name in MC_EXERCISES:
-            figures += _image(exercise_output(name, "mc_variance.png"))
+            figures += _figure(
+                exercise_output(name, seed, "mc_variance.png"),
+                f"{name}, seed {seed}: per test image, the variance of the MC Dropout passes.",
+            )
+            figures += _figure(
+                exercise_output(name, seed, "reliability.png"),
+                f"{name}, seed {seed}: reliability diagram, dropout off and MC Dropout average.",
+            )
     return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>Keras exercises: answers</title>"
-        "<style>body{font-family:sans-serif;max-width:1250px;margin:auto}"
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}"
-        "img{max-width:100%;display:block;margin:8px 0}</style></head><body>"
-        f"<h1>Keras exercises: answers</h1><p>Data: {html.escape(data_source)}.</p>"
-        "<table><tr><th>Question</th><th>What it measures</th><th>Answer</th><th>Exercise</th>"
-        f"<th>MLflow run</th></tr>{table}</table>"
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        "<title>Keras exercises: answers</title>"
+        "<style>body{font-family:sans-serif;max-width:1250px;margin:auto;padding:0 12px}"
+        "table{border-collapse:collapse;display:block;overflow-x:auto}"
+        "td,th{border:1px solid #ccc;padding:4px 8px}"
+        "img{max-width:100%;height:auto;display:block;margin:8px 0}"
+        "figcaption{color:#444;font-size:90%}</style></head><body>"
+        f"<h1>Keras exercises: answers</h1><p>Data: {esc(report.data_source)}.</p>"
+        f"<p>{esc(report.method())}</p>{answers}{seeds_section}"
+        f"<h2>Calibration of MC Dropout</h2>{calibration}"
+        f"<h2>Against the last commit</h2>{comparison}"
         f"<h2>Conditions other than the exercise text</h2><ul>{notes}</ul>"
         f"<h2>Figures</h2>{figures}</body></html>\n"
     )

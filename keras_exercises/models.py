@@ -20,9 +20,17 @@ EMBEDDING = "embedding"  # the layer whose output a frozen base's head is traine
 
 
 def build_model(
-    spec: ModelSpec, input_shape: tuple[int, ...], augment: bool = False
+    spec: ModelSpec,
+    input_shape: tuple[int, ...],
+    augment: bool = False,
+    head_seed: int | None = None,
 ) -> keras.Model:
-    """The exercise's network for inputs of `input_shape` (one image, channels last)."""
+    """The exercise's network for inputs of `input_shape` (one image, channels last).
+
+    With `head_seed`, the layers after a MobileNetV2 base draw their weights from that seed
+    instead of continuing the process's sequence: every training seed then shares the base
+    whose embeddings were computed once, and still gets a head of its own.
+    """
     import keras
 
     inputs = keras.Input(shape=input_shape, name="image")
@@ -45,6 +53,8 @@ def build_model(
         x = _hidden_dense(x, spec, spec.dense_units)
     else:
         x = _mobilenet_v2_embedding(x, spec)
+        if head_seed is not None:
+            keras.utils.set_random_seed(head_seed)
         x = _hidden_dense(x, spec, spec.dense_units)
     outputs = keras.layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=spec.kind)

@@ -55,6 +55,7 @@ def _at_least(minimum: int):
 
 
 Rate = Annotated[float, AfterValidator(_rate)]
+Probability = Annotated[float, AfterValidator(_rate), AfterValidator(_positive)]  # in (0, 1)
 PositiveInt = Annotated[int, AfterValidator(_positive)]
 PositiveFloat = Annotated[float, AfterValidator(_positive)]
 Layers = Annotated[list[PositiveInt], Field(min_length=1)]
@@ -208,9 +209,27 @@ class Data(Section):
     attempts: PositiveInt
 
 
+def _distinct_seeds(seeds: list[int]) -> list[int]:
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"each seed once, got {seeds}")
+    if any(seed < 0 for seed in seeds):
+        raise ValueError(f"seeds are non-negative integers, got {seeds}")
+    return seeds
+
+
+class Statistics(Section):
+    confidence_level: Probability  # of every interval
+    significance_level: Probability  # below it, a difference is "beyond noise"
+    bootstrap_resamples: Annotated[int, AfterValidator(_at_least(100))]
+    bootstrap_seed: Annotated[int, AfterValidator(_at_least(0))]
+    calibration_bins: Annotated[int, AfterValidator(_at_least(2))]
+
+
 class Params(Section):
-    seed: int
+    # every training and MC stage runs once per seed (dvc.yaml's matrix); answers are means
+    seeds: Annotated[list[int], Field(min_length=1), AfterValidator(_distinct_seeds)]
     data: Data
+    statistics: Statistics
     exercises: Exercises
     # The exercise text's own values; the report flags answers computed under others.
     reference: dict[str, dict[str, int | float | str | None]]
@@ -290,6 +309,8 @@ def _key_path(loc: tuple, raw: Any, kind: str) -> str:
 
 def _message(err: dict) -> str:
     kind, msg = err["type"], err["msg"].removeprefix("Value error, ")
+    if kind == "extra_forbidden" and tuple(err["loc"]) == ("seed",):
+        return "replaced by `seeds`, a list: write `seeds: [<your seed>]`"
     if kind == "extra_forbidden":
         return "unknown key; check its spelling against the keys listed in params.yaml"
     if kind == "missing":
@@ -307,3 +328,20 @@ def exercise_arg(argv: list[str], stage: str, allowed: tuple[str, ...] = EXERCIS
     if len(argv) != 1 or argv[0] not in allowed:
         raise PipelineError(f"usage: python -m stages.{stage} {{{','.join(allowed)}}}")
     return argv[0]
+
+
+def seed_arg(value: str, stage: str) -> int:
+    """A seed from a stage's command line: dvc.yaml passes it there, not through params, so
+    adding a seed to `seeds` adds stages without rerunning the other seeds' ones."""
+    if not value.isdigit():
+        raise PipelineError(f"python -m stages.{stage}: the seed must be an integer, got {value!r}")
+    return int(value)
+
+
+def exercise_seed_args(
+    argv: list[str], stage: str, allowed: tuple[str, ...] = EXERCISES
+) -> tuple[str, int]:
+    """`<exercise> <seed>` from a stage's command line."""
+    if len(argv) != 2 or argv[0] not in allowed:
+        raise PipelineError(f"usage: python -m stages.{stage} {{{','.join(allowed)}}} <seed>")
+    return argv[0], seed_arg(argv[1], stage)

@@ -1,5 +1,6 @@
 """The CSV tables `dvc plots` draws (dvc.yaml's plots section): per-epoch curves,
-test predictions for the confusion matrix, per-sample MC Dropout variance."""
+test predictions for the confusion matrix, per-sample MC Dropout predictions and variance,
+the reliability diagram's bins. `keras-exercises compare` reads the per-sample ones too."""
 
 from __future__ import annotations
 
@@ -25,7 +26,14 @@ def predictions_csv(actual, predicted) -> str:
     )
 
 
-def variance_csv(per_sample_variance: np.ndarray) -> str:
-    return "sample,variance\n" + "".join(
-        f"{i},{v:.8f}\n" for i, v in enumerate(per_sample_variance)
+def mc_predictions_csv(actual, predicted, per_sample_variance: np.ndarray) -> str:
+    return "sample,actual,predicted,variance\n" + "".join(
+        f"{i},{a},{p},{v:.9g}\n"
+        for i, (a, p, v) in enumerate(zip(actual, predicted, per_sample_variance, strict=True))
+    )
+
+
+def reliability_csv(bins: list[dict]) -> str:
+    return "confidence,accuracy,count\n" + "".join(
+        f"{b['confidence']:.6f},{b['accuracy']:.6f},{b['count']}\n" for b in bins
     )

@@ -1,4 +1,5 @@
-"""The figures: the per-exercise evaluation figure and the MC variance histogram."""
+"""The figures: per exercise and seed the evaluation figure, the MC variance histogram and
+the reliability diagram; for the report, every seed's answers with their intervals."""
 
 from __future__ import annotations
 
@@ -58,6 +59,69 @@ def variance_histogram(per_sample_variance: np.ndarray, title: str):
     ax.set_ylabel("test samples")
     ax.set_title(title)
     ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def reliability_figure(off: list[dict], mc: list[dict], metrics: dict, title: str):
+    """Accuracy against confidence per bin, dropout off and MC average; on the diagonal a
+    model is right exactly as often as it is confident. Dot areas follow the bins' sizes."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 5.5))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect calibration")
+    for bins, prefix, label in ((off, "", "dropout off"), (mc, "mc_", "MC Dropout average")):
+        sizes = np.array([b["count"] for b in bins], dtype=float)
+        (line,) = ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins])
+        ax.scatter(
+            [b["confidence"] for b in bins],
+            [b["accuracy"] for b in bins],
+            s=20 + 300 * sizes / sizes.sum(),
+            color=line.get_color(),
+            label=f"{label}: ECE {metrics[prefix + 'ece']:.3f}, NLL {metrics[prefix + 'nll']:.3f}",
+        )
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence (top-1 probability), mean per bin")
+    ax.set_ylabel("accuracy in the bin")
+    ax.set_title(title)
+    ax.legend(loc="upper left", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def seeds_figure(rows: list[dict], confidence: float):
+    """Every seed's answer per question as dots, the mean and its interval as a bar; the
+    accuracies on one axis, Q6.3's variance on its own."""
+    plt = _pyplot()
+    accuracy_rows = [r for r in rows if r["question"].id != "Q6.3"]
+    variance_rows = [r for r in rows if r["question"].id == "Q6.3"]
+    fig, (ax_acc, ax_var) = plt.subplots(
+        1, 2, figsize=(11, 4.5), gridspec_kw={"width_ratios": [len(accuracy_rows), 1.6]}
+    )
+    for ax, group in ((ax_acc, accuracy_rows), (ax_var, variance_rows)):
+        for x, row in enumerate(group):
+            values = list(row["seeds"].values())
+            ax.errorbar(
+                x,
+                row["mean"],
+                yerr=[[row["mean"] - row["low"]], [row["high"] - row["mean"]]],
+                fmt="_",
+                markersize=18,
+                color="black",
+                capsize=4,
+            )
+            offsets = np.linspace(-0.15, 0.15, len(values)) if len(values) > 1 else [0.0]
+            ax.scatter(x + np.asarray(offsets), values, color="tab:blue", s=18, zorder=3)
+        ax.set_xticks(range(len(group)), [r["question"].id for r in group])
+        ax.set_xlim(-0.6, len(group) - 0.4)
+        ax.grid(axis="y", alpha=0.3)
+    ax_acc.set_ylabel("accuracy")
+    ax_var.set_ylabel("mean predictive variance")
+    seeds = len(rows[0]["seeds"])
+    fig.suptitle(
+        f"Answers over {seeds} seed{'s' if seeds > 1 else ''}: dots per seed, "
+        f"bar = mean and its {confidence:.0%} interval"
+    )
     fig.tight_layout()
     return fig
 

@@ -153,11 +153,12 @@ def end_orphaned_runs(experiment_id: str) -> list[str]:
     return ended
 
 
-def run_tags(stage: str) -> dict[str, str]:
+def run_tags(seed: int) -> dict[str, str]:
     from keras_exercises.runtime.device import training_device
 
     tags = {
-        "dvc_stage": stage,
+        "dvc_stage": os.environ.get("DVC_STAGE", "run by hand"),
+        "seed": str(seed),
         "device": training_device(),
         "git_commit": git_commit() or "unknown",
         PROCESS_TAG: this_process(),
@@ -167,7 +168,7 @@ def run_tags(stage: str) -> dict[str, str]:
     return tags
 
 
-def log_training(params, exercise: str, result, metrics: dict, figure, example) -> None:
+def log_training(params, exercise: str, seed: int, result, metrics: dict, figure, example) -> None:
     """Log params, per-epoch curves, test metrics, the figure and the model to the active run."""
     import keras
     import mlflow
@@ -177,7 +178,7 @@ def log_training(params, exercise: str, result, metrics: dict, figure, example) 
     from keras_exercises.params import flatten
 
     ex = getattr(params.exercises, exercise)
-    logged = {"seed": params.seed, "data.mirror": params.data.mirror, **flatten(ex.model_dump())}
+    logged = {"seed": seed, "data.mirror": params.data.mirror, **flatten(ex.model_dump())}
     mlflow.log_params(logged)
     client = mlflow.MlflowClient()
     run_id = mlflow.active_run().info.run_id
@@ -203,7 +204,7 @@ def log_training(params, exercise: str, result, metrics: dict, figure, example) 
     )
 
 
-def log_mc_evaluation(run_id: str, metrics: dict, figure) -> None:
+def log_mc_evaluation(run_id: str, metrics: dict, figures: dict) -> None:
     """Add the MC Dropout results to the exercise's training run. Through the client, not
     by reopening the run: that would mark it RUNNING until this process ends."""
     import mlflow
@@ -212,4 +213,5 @@ def log_mc_evaluation(run_id: str, metrics: dict, figure) -> None:
     client = mlflow.MlflowClient()
     now = int(time.time() * 1000)
     client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
-    client.log_figure(run_id, figure, "mc_variance.png")
+    for artifact, figure in figures.items():
+        client.log_figure(run_id, figure, artifact)

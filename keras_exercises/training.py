@@ -33,6 +33,7 @@ def train_exercise(
     data: dict[str, np.ndarray],
     embeddings: dict[str, np.ndarray] | None = None,
     extra_callbacks: tuple[keras.callbacks.Callback, ...] = (),
+    head_seed: int | None = None,
 ) -> TrainResult:
     """Build, fit and evaluate; the caller has seeded the process.
 
@@ -41,7 +42,9 @@ def train_exercise(
     equal, up to floating-point noise, to one trained end to end on the images.
     """
     x_train, y_train, x_test, y_test = (data[k] for k in ("x_train", "y_train", "x_test", "y_test"))
-    model = build_model(ex.model, x_train.shape[1:], augment=ex.training.augment)
+    model = build_model(
+        ex.model, x_train.shape[1:], augment=ex.training.augment, head_seed=head_seed
+    )
     trained = model
     if embeddings is not None:
         _, trained = split_at_embedding(model)

@@ -4,6 +4,10 @@ With the base frozen, in inference mode and fed unaugmented images, an image's e
 is the same in every epoch, so the head can train on these instead of running MobileNetV2
 over every image in every epoch. When params break that (a fine-tuned base, augmentation)
 the file holds empty arrays and train@<exercise> trains end to end.
+
+One embedding serves every seed: dvc.yaml passes the first of `seeds`, which draws a random
+(weights: null) base; ImageNet or local weights don't depend on it. The file records that
+seed, so each seed's training rebuilds the very base the embeddings came from.
 """
 
 from __future__ import annotations
@@ -11,19 +15,21 @@ from __future__ import annotations
 import numpy as np
 
 from keras_exercises.data.datasets import load_arrays, save_arrays
-from keras_exercises.params import exercise_arg, load_params
+from keras_exercises.params import exercise_seed_args, load_params
 from keras_exercises.runtime.errors import run_stage
 from keras_exercises.runtime.paths import embeddings, prepared_data
 
 
 def main(argv: list[str]) -> None:
-    name = exercise_arg(argv, "embed", ("ex4",))
+    name, base_seed = exercise_seed_args(argv, "embed", ("ex4",))
     params = load_params()
     ex = getattr(params.exercises, name)
     data = load_arrays(prepared_data(name), f"prepare@{name}")
     if not ex.trains_on_embeddings:
         empty = np.zeros((0, 0), np.float32)
-        save_arrays(embeddings(name), {"train": empty, "test": empty})
+        save_arrays(
+            embeddings(name), {"train": empty, "test": empty, "base_seed": np.array(base_seed)}
+        )
         print(f"{name}: base is fine-tuned or inputs augmented; training end to end instead")
         return
 
@@ -32,7 +38,7 @@ def main(argv: list[str]) -> None:
 
     # the same seed and construction order as train@<exercise>: a random (weights: null)
     # base comes out identical in both processes
-    set_seed(params.seed)
+    set_seed(base_seed)
     model = build_model(ex.model, data["x_train"].shape[1:])
     to_embedding, _ = split_at_embedding(model)
     save_arrays(
@@ -40,6 +46,7 @@ def main(argv: list[str]) -> None:
         {
             "train": embed(to_embedding, data["x_train"]),
             "test": embed(to_embedding, data["x_test"]),
+            "base_seed": np.array(base_seed),
         },
     )
     print(f"{name}: embedded {len(data['x_train'])} train and {len(data['x_test'])} test images")

@@ -1,65 +1,94 @@
-"""Stage mc_evaluate: MC Dropout accuracy and predictive variance of exercises 3 and 6."""
+"""Stage mc_evaluate@<seed>: MC Dropout accuracy, predictive variance and calibration of
+exercises 3 and 6, for the models trained with one seed."""
 
 from __future__ import annotations
 
-import json
-
 from keras_exercises import tracking
 from keras_exercises.data.datasets import load_arrays
-from keras_exercises.params import MC_EXERCISES, load_params
-from keras_exercises.plot_data import variance_csv
-from keras_exercises.runtime.atomic import write_json, write_text
+from keras_exercises.params import MC_EXERCISES, load_params, seed_arg
+from keras_exercises.plot_data import mc_predictions_csv, reliability_csv
+from keras_exercises.runtime.atomic import read_json, write_json, write_text
 from keras_exercises.runtime.errors import PipelineError, run_stage
 from keras_exercises.runtime.paths import exercise_output, prepared_data
 
 
-def evaluate_exercise(params, name: str) -> None:
+def evaluate_exercise(params, name: str, seed: int) -> None:
     """MC Dropout on one exercise's trained model; outputs written, metrics logged to its run."""
+    from keras_exercises.calibration import calibration_metrics, reliability_bins
     from keras_exercises.mc_dropout import mc_probabilities, summarize
     from keras_exercises.models import load_model
-    from keras_exercises.plotting import save_figure, variance_histogram
+    from keras_exercises.plotting import reliability_figure, save_figure, variance_histogram
     from keras_exercises.runtime.seeding import set_seed
 
     mc = getattr(params.exercises, name).mc
+    bins = params.statistics.calibration_bins
     data = load_arrays(prepared_data(name), f"prepare@{name}")
-    run_id = json.loads(exercise_output(name, "run.json").read_text())["run_id"]
+    labels = data["y_test"]
+    run_id = read_json(exercise_output(name, seed, "run.json"))["run_id"]
     # Before loading: the dropout layers take their seeds from it. Seeded per exercise, so
     # each one's passes are the same whichever exercises this process evaluates.
-    set_seed(params.seed)
-    model = load_model(exercise_output(name, "model.keras"))
+    set_seed(seed)
+    model = load_model(exercise_output(name, seed, "model.keras"))
     probabilities = mc_probabilities(model, data["x_test"], mc.passes, mc.batch_size)
-    summary = summarize(probabilities, data["y_test"])
+    dropout_off = model.predict(data["x_test"], batch_size=mc.batch_size, verbose=0)
+    summary = summarize(probabilities, labels)
+    mc_average = probabilities.mean(axis=0)
+    off = calibration_metrics(dropout_off, labels, bins)
+    averaged = calibration_metrics(mc_average, labels, bins)
     metrics = {
         "mc_accuracy": summary["mc_accuracy"],
         "mean_predictive_variance": summary["mean_predictive_variance"],
         "mc_passes": mc.passes,
+        **off,
+        **{f"mc_{key}": value for key, value in averaged.items()},
     }
     variance = summary["per_sample_variance"]
-    figure = variance_histogram(
-        variance, f"{name}: predictive variance over {mc.passes} MC Dropout passes"
+    histogram = variance_histogram(
+        variance, f"{name}, seed {seed}: predictive variance over {mc.passes} MC Dropout passes"
+    )
+    off_bins = reliability_bins(dropout_off, labels, bins)
+    mc_bins = reliability_bins(mc_average, labels, bins)
+    reliability = reliability_figure(
+        off_bins, mc_bins, metrics, f"{name}, seed {seed}: reliability ({bins} bins)"
     )
     with tracking.store_failures_reported():
-        tracking.log_mc_evaluation(run_id, metrics, figure)
+        tracking.log_mc_evaluation(
+            run_id, metrics, {"mc_variance.png": histogram, "reliability.png": reliability}
+        )
 
-    write_text(exercise_output(name, "mc_variance.csv"), variance_csv(variance))
-    save_figure(figure, exercise_output(name, "mc_variance.png"))
-    write_json(exercise_output(name, "mc_metrics.json"), metrics)
+    write_text(
+        exercise_output(name, seed, "mc_predictions.csv"),
+        mc_predictions_csv(labels, summary["mc_predictions"], variance),
+    )
+    write_text(exercise_output(name, seed, "reliability.csv"), reliability_csv(off_bins))
+    write_text(exercise_output(name, seed, "mc_reliability.csv"), reliability_csv(mc_bins))
+    save_figure(histogram, exercise_output(name, seed, "mc_variance.png"))
+    save_figure(reliability, exercise_output(name, seed, "reliability.png"))
+    write_json(exercise_output(name, seed, "mc_metrics.json"), metrics)
     print(
-        f"{name}: MC accuracy {metrics['mc_accuracy']:.4f}, "
-        f"mean predictive variance {metrics['mean_predictive_variance']:.6f}"
+        f"{name}, seed {seed}: MC accuracy {metrics['mc_accuracy']:.4f}, mean predictive "
+        f"variance {metrics['mean_predictive_variance']:.6f}, ECE {metrics['ece']:.3f} "
+        f"(dropout off) and {metrics['mc_ece']:.3f} (MC)"
     )
 
 
 def main(argv: list[str]) -> None:
-    """Every exercise that asks for MC Dropout, or those named: one process for all, as
-    importing TensorFlow and MLflow costs more than the passes themselves."""
-    names = argv or list(MC_EXERCISES)
+    """Every exercise that asks for MC Dropout, or those named after the seed: one process
+    for all, as importing TensorFlow and MLflow costs more than the passes themselves."""
+    if not argv:
+        raise PipelineError(
+            f"usage: python -m stages.mc_evaluate <seed> [{' '.join(MC_EXERCISES)}]"
+        )
+    seed = seed_arg(argv[0], "mc_evaluate")
+    names = argv[1:] or list(MC_EXERCISES)
     if not set(names) <= set(MC_EXERCISES):
-        raise PipelineError(f"usage: python -m stages.mc_evaluate [{' '.join(MC_EXERCISES)}]")
+        raise PipelineError(
+            f"usage: python -m stages.mc_evaluate <seed> [{' '.join(MC_EXERCISES)}]"
+        )
     params = load_params()
     tracking.connect()
     for name in names:
-        evaluate_exercise(params, name)
+        evaluate_exercise(params, name, seed)
 
 
 if __name__ == "__main__":

@@ -1,32 +1,49 @@
-"""Stage report: answers to Q1.1-Q6.3 as JSON, a markdown table and an HTML page of figures."""
+"""Stage report: the answers to Q1.1-Q6.3 with their intervals, MC Dropout's calibration and
+a paired comparison with the last commit, as JSON, markdown and an HTML page of figures."""
 
 from __future__ import annotations
 
 from keras_exercises.answers import (
+    Report,
+    answers_json,
     answers_markdown,
     build_answers,
+    calibration_summary,
     describe_sources,
     deviations,
-    read_json,
+    intervals_json,
     report_html,
 )
+from keras_exercises.comparison import last_commit_comparison
 from keras_exercises.data.datasets import IMAGE_SHAPES
 from keras_exercises.params import load_params
-from keras_exercises.runtime.atomic import write_json, write_text
+from keras_exercises.plotting import save_figure, seeds_figure
+from keras_exercises.runtime.atomic import read_json, write_json, write_text
 from keras_exercises.runtime.errors import run_stage
 from keras_exercises.runtime.paths import REPORTS, raw_provenance
 
 
 def main(argv: list[str]) -> None:
     params = load_params()
-    answers, rows = build_answers(params)
+    rows = build_answers(params)
     sources = {name: read_json(raw_provenance(name)) for name in IMAGE_SHAPES}
-    flags = deviations(params, sources)
-    data_source = describe_sources(sources)
-    markdown = answers_markdown(rows, flags, data_source)
-    write_text(REPORTS / "report.html", report_html(rows, flags, data_source))
+    comparison, compared_with = last_commit_comparison(params.statistics)
+    report = Report(
+        rows=rows,
+        flags=deviations(params, sources),
+        data_source=describe_sources(sources),
+        calibration=calibration_summary(params),
+        statistics=params.statistics,
+        seeds=params.seeds,
+        comparison=comparison,
+        compared_with=compared_with,
+    )
+    markdown = answers_markdown(report)
+    save_figure(seeds_figure(rows, params.statistics.confidence_level), REPORTS / "seeds.png")
+    write_text(REPORTS / "report.html", report_html(report, REPORTS / "seeds.png"))
     write_text(REPORTS / "answers.md", markdown)
-    write_json(REPORTS / "answers.json", answers)
+    write_json(REPORTS / "intervals.json", intervals_json(rows))
+    write_json(REPORTS / "answers.json", answers_json(rows))
     print(markdown)
 
 

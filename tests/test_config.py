@@ -11,7 +11,13 @@ from tests.conftest import ROOT, write_params
 
 def test_real_params_are_valid_and_hold_the_spec():
     params = load_params(ROOT / "params.yaml")
-    assert params.seed == 42
+    assert params.seeds == [42]
+    stats = params.statistics
+    assert (stats.confidence_level, stats.significance_level, stats.calibration_bins) == (
+        0.95,
+        0.05,
+        15,
+    )
     ex1, ex4, ex6 = params.exercises.ex1, params.exercises.ex4, params.exercises.ex6
     assert (ex1.n_train, ex1.n_test, ex1.training.batch_size) == (1000, 200, 32)
     assert ex1.training.early_stopping.patience == 5
@@ -39,6 +45,12 @@ BAD_VALUES = [
     ("exercises.ex3.model.dropout", -0.1, "exercises.ex3.model.dropout: must be in [0, 1)"),
     ("exercises.ex1.model.dropuot", 0.1, "exercises.ex1.model.dropuot: unknown key"),
     ("sed", 42, "sed: unknown key"),
+    ("seed", 42, "seed: replaced by `seeds`, a list: write `seeds: [<your seed>]`"),
+    ("seeds", [42, 42], "seeds: each seed once, got [42, 42]"),
+    ("seeds", [-1], "seeds: seeds are non-negative integers"),
+    ("statistics.confidence_level", 1.5, "statistics.confidence_level: must be in [0, 1)"),
+    ("statistics.significance_level", 0, "statistics.significance_level: must be greater than 0"),
+    ("statistics.calibration_bins", 1, "statistics.calibration_bins: must be at least 2"),
     ("exercises.ex1.training.epochs", 0, "exercises.ex1.training.epochs: must be greater than 0"),
     ("exercises.ex2.training.epochs", -3, "exercises.ex2.training.epochs: must be greater"),
     ("exercises.ex1.training.batch_size", 0, "exercises.ex1.training.batch_size: must be greater"),

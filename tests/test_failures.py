@@ -35,8 +35,8 @@ def files_under(project: Path) -> set[Path]:
     [
         ["stages.fetch", "mnist"],
         ["stages.prepare", "ex3"],
-        ["stages.train", "ex3"],
-        ["stages.mc_evaluate"],
+        ["stages.train", "ex3", "42"],
+        ["stages.mc_evaluate", "42"],
         ["stages.report"],
     ],
 )
@@ -55,8 +55,16 @@ def test_bad_param_stops_every_stage_before_it_touches_anything(project, small_p
 @pytest.mark.parametrize(
     ("stage", "usage"),
     [
-        (["stages.train", "ex7"], "usage: python -m stages.train {ex1,ex2,ex3,ex4,ex5,ex6}"),
-        (["stages.mc_evaluate", "ex3", "ex1"], "usage: python -m stages.mc_evaluate [ex3 ex6]"),
+        (
+            ["stages.train", "ex7", "42"],
+            "usage: python -m stages.train {ex1,ex2,ex3,ex4,ex5,ex6} <seed>",
+        ),
+        (["stages.train", "ex1"], "usage: python -m stages.train {ex1,ex2,ex3,ex4,ex5,ex6} <seed>"),
+        (["stages.train", "ex1", "x"], "stages.train: the seed must be an integer, got 'x'"),
+        (
+            ["stages.mc_evaluate", "42", "ex1"],
+            "usage: python -m stages.mc_evaluate <seed> [ex3 ex6]",
+        ),
     ],
 )
 def test_unknown_exercise_on_the_command_line(project, stage, usage):
@@ -68,7 +76,7 @@ def test_unknown_exercise_on_the_command_line(project, stage, usage):
 
 
 def test_missing_input_names_the_stage_that_makes_it(project):
-    done = run_stage(project, "stages.train", "ex1")
+    done = run_stage(project, "stages.train", "ex1", "42")
     assert done.returncode == 2
     assert "data/prepared/ex1.npz is missing: it is made by the prepare@ex1 stage" in done.stderr
 
@@ -104,10 +112,10 @@ def test_the_restore_hint_says_where_the_previous_results_are(tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("DVC_STAGE", raising=False)
     assert restore_hint() == ""  # run by hand: DVC deleted nothing
-    monkeypatch.setenv("DVC_STAGE", "train@ex1")
+    monkeypatch.setenv("DVC_STAGE", "train@ex1-42")
     assert restore_hint() == " (It had no earlier results to restore.)"
-    (tmp_path / "dvc.lock").write_text("schema: '2.0'\nstages:\n  train@ex1:\n    cmd: x\n")
-    assert "`dvc checkout --force train@ex1`" in restore_hint()
+    (tmp_path / "dvc.lock").write_text("schema: '2.0'\nstages:\n  train@ex1-42:\n    cmd: x\n")
+    assert "`dvc checkout --force train@ex1-42`" in restore_hint()
     monkeypatch.setenv("DVC_STAGE", "validate")
     assert restore_hint() == " No stage ran and every output is as it was."
     queued = tmp_path / ".dvc" / "tmp" / "exps" / "tmp1234"

@@ -17,7 +17,7 @@ OUTPUTS = ("model.keras", "metrics.json", "history.csv", "predictions.csv", "run
 
 
 def outputs(project) -> dict[str, bytes | None]:
-    files = {name: project / "outputs/ex1" / name for name in OUTPUTS}
+    files = {name: project / "outputs/ex1/seed42" / name for name in OUTPUTS}
     return {name: path.read_bytes() if path.exists() else None for name, path in files.items()}
 
 
@@ -49,7 +49,7 @@ def kill_at_epoch_3(command: list[str], project, sig: int, stage_only: bool = Fa
 
 
 def test_killed_training_never_leaves_half_an_output(project, small_params):
-    dvc(project, "repro", "train@ex1")
+    dvc(project, "repro", "train@ex1-42")
     before = outputs(project)
     small_params["exercises"]["ex1"]["training"]["epochs"] = 40
     small_params["exercises"]["ex1"]["training"]["early_stopping"] = None
@@ -61,22 +61,22 @@ def test_killed_training_never_leaves_half_an_output(project, small_params):
         (signal.SIGTERM, {"FAILED", "KILLED"}),
         (signal.SIGKILL, {"RUNNING"}),  # nothing can run after SIGKILL to close the run
     ):
-        kill_at_epoch_3([sys.executable, "-m", "stages.train", "ex1"], project, sig)
+        kill_at_epoch_3([sys.executable, "-m", "stages.train", "ex1", "42"], project, sig)
         assert outputs(project) == before, sig
         assert latest_ex1_run(project).info.status in statuses, sig
     orphan = latest_ex1_run(project)
-    leftovers = [p.name for p in (project / "outputs/ex1").iterdir() if ".tmp" in p.name]
+    leftovers = [p.name for p in (project / "outputs/ex1/seed42").iterdir() if ".tmp" in p.name]
     assert leftovers == []
 
     # Ctrl-C on `dvc repro`: DVC removes a stage's outputs before running it, so each one
     # is now either gone or the old file, never half of one, and the stage's last words
     # name the command that brings them all back
-    printed = kill_at_epoch_3(["dvc", "repro", "train@ex1"], project, signal.SIGINT)
+    printed = kill_at_epoch_3(["dvc", "repro", "train@ex1-42"], project, signal.SIGINT)
     after = outputs(project)
     assert all(after[name] in (None, before[name]) for name in OUTPUTS)
     assert "stopped by signal 2." in printed
-    assert "`dvc checkout --force train@ex1`" in printed
-    dvc(project, "checkout", "--force", "train@ex1")
+    assert "`dvc checkout --force train@ex1-42`" in printed
+    dvc(project, "checkout", "--force", "train@ex1-42")
     assert outputs(project) == before
 
     # that run of the stage found the run SIGKILL had left RUNNING, its process gone
@@ -87,15 +87,15 @@ def test_killed_training_never_leaves_half_an_output(project, small_params):
 
     # the stage alone killed outright under `dvc repro` (out of memory, say): nothing can
     # print, and the command the README names brings the outputs back
-    kill_at_epoch_3(["dvc", "repro", "train@ex1"], project, signal.SIGKILL, stage_only=True)
+    kill_at_epoch_3(["dvc", "repro", "train@ex1-42"], project, signal.SIGKILL, stage_only=True)
     readme = (ROOT / "README.md").read_text()
     assert "`dvc checkout --force <stage>`" in readme
-    dvc(project, "checkout", "--force", "train@ex1")
+    dvc(project, "checkout", "--force", "train@ex1-42")
     assert outputs(project) == before
 
     # ...and the next `dvc repro` completes normally
     dvc(project, "repro")
-    assert '"epochs_run": 40' in (project / "outputs/ex1/metrics.json").read_text()
+    assert '"epochs_run": 40' in (project / "outputs/ex1/seed42/metrics.json").read_text()
     assert latest_ex1_run(project).info.status == "FINISHED"
     runs = client.search_runs([latest_ex1_run(project).info.experiment_id])
     assert [r.info.status for r in runs].count("RUNNING") == 0  # every orphan was ended

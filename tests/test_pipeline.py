@@ -15,12 +15,16 @@ pytestmark = pytest.mark.slow
 
 
 def snapshot(project: Path) -> dict[str, bytes]:
-    names = ["reports/answers.json"] + [
-        f"outputs/{ex}/{name}"
+    names = ["reports/answers.json", "reports/intervals.json"] + [
+        f"outputs/{ex}/seed42/{name}"
         for ex in ("ex1", "ex2", "ex3", "ex4", "ex5", "ex6")
         for name in ("metrics.json", "history.csv", "predictions.csv")
     ]
-    names += ["outputs/ex3/mc_metrics.json", "outputs/ex6/mc_metrics.json"]
+    names += [
+        f"outputs/{ex}/seed42/{name}"
+        for ex in ("ex3", "ex6")
+        for name in ("mc_metrics.json", "mc_predictions.csv", "reliability.csv")
+    ]
     return {name: (project / name).read_bytes() for name in names}
 
 
@@ -36,28 +40,46 @@ def test_repro_answers_every_question_logs_six_runs_and_caches(project, small_pa
     assert "n_train = 40 (the exercise asks 5000)" in markdown
     assert "svhn_cropped is a synthetic stand-in for svhn_cropped" in markdown
     html = (project / "reports/report.html").read_text()
-    assert html.count("data:image/png;base64,") == 8  # six evaluations, two MC histograms
+    # the seeds' strip plot, six evaluations, two MC histograms, two reliability diagrams
+    assert html.count("data:image/png;base64,") == 11
+    intervals = json.loads((project / "reports/intervals.json").read_text())
+    ex6 = json.loads((project / "outputs/ex6/seed42/mc_metrics.json").read_text())
+    unrounded = {**answers, "Q6.3": ex6["mean_predictive_variance"]}  # answered to 3 decimals
+    for question, value in unrounded.items():
+        assert set(intervals[question]) == {"low", "high"}  # one seed: no sd
+        assert intervals[question]["low"] <= value <= intervals[question]["high"], question
+    for ex in ("ex3", "ex6"):
+        mc = json.loads((project / f"outputs/{ex}/seed42/mc_metrics.json").read_text())
+        assert {"nll", "brier", "ece", "mc_nll", "mc_brier", "mc_ece"} <= set(mc)
+        assert 0 <= mc["ece"] <= 1 and 0 <= mc["mc_brier"] <= 2
+    assert "## Calibration of MC Dropout" in markdown
+    assert "has no answers to compare with" in markdown  # HEAD is the bare copy
+    plots = dvc(project, "plots", "show", "--json")
+    for plot_id in ("reliability_ex3", "loss", "outputs/ex6/seed42/mc_predictions.csv"):
+        assert f'"{plot_id}"' in plots
 
     client = mlflow.MlflowClient(f"sqlite:///{project / 'mlruns/mlflow.db'}")
     experiment = client.get_experiment_by_name("keras-exercises")
     runs = client.search_runs([experiment.experiment_id])
-    assert sorted(run.info.run_name for run in runs) == ["ex1", "ex2", "ex3", "ex4", "ex5", "ex6"]
+    assert sorted(run.info.run_name for run in runs) == [f"ex{i} seed 42" for i in range(1, 7)]
     for run in runs:
-        name = run.info.run_name
+        name = run.info.run_name.split()[0]
         assert run.info.status == "FINISHED"
-        assert run.data.tags["dvc_stage"] == f"train@{name}"
+        stage = "train_head" if name == "ex4" else "train"
+        assert run.data.tags["dvc_stage"] == f"{stage}@{name}-42"
+        assert run.data.tags["seed"] == "42" and run.data.params["seed"] == "42"
         assert len(run.data.tags["git_commit"]) == 40
         assert run.data.params["optimizer.learning_rate"] == str(
             small_params["exercises"][name]["optimizer"]["learning_rate"]
         )
         assert 0 <= run.data.metrics["test_accuracy"] <= 1
         assert len(client.get_metric_history(run.info.run_id, "loss")) == 2
-        run_file = json.loads((project / f"outputs/{name}/run.json").read_text())
+        run_file = json.loads((project / f"outputs/{name}/seed42/run.json").read_text())
         assert run_file["run_id"] == run.info.run_id
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert "evaluation.png" in artifacts
         if name in ("ex3", "ex6"):
-            assert "mc_variance.png" in artifacts
+            assert {"mc_variance.png", "reliability.png"} <= artifacts
             assert "mean_predictive_variance" in run.data.metrics
     models = client.search_logged_models(experiment_ids=[experiment.experiment_id])
     assert sorted(m.source_run_id for m in models) == sorted(r.info.run_id for r in runs)
@@ -72,12 +94,12 @@ def test_repro_answers_every_question_logs_six_runs_and_caches(project, small_pa
     assert "Data and pipelines are up to date." in dvc(project, "repro")
 
     # tampering: DVC notices a truncated model and an edited data file, and repro mends both
-    model = project / "outputs/ex3/model.keras"
+    model = project / "outputs/ex3/seed42/model.keras"
     model.write_bytes(model.read_bytes()[:1000])
     prepared = project / "data/prepared/ex1.npz"
     prepared.write_bytes(prepared.read_bytes() + b"edited")
     changed = set(json.loads(dvc(project, "status", "--json")))
-    assert {"train@ex3", "prepare@ex1"} <= changed
+    assert {"train@ex3-42", "prepare@ex1"} <= changed
     dvc(project, "repro")
     assert json.loads((project / "reports/answers.json").read_text()) == answers
     assert "Data and pipelines are up to date." in dvc(project, "repro")
@@ -86,9 +108,10 @@ def test_repro_answers_every_question_logs_six_runs_and_caches(project, small_pa
     # the params check, whose unchanged output reruns nothing by itself
     small_params["exercises"]["ex2"]["optimizer"]["learning_rate"] = 0.01
     write_params(project, small_params)
-    assert set(json.loads(dvc(project, "status", "--json"))) == {"validate", "train@ex2", "report"}
+    changed = set(json.loads(dvc(project, "status", "--json")))
+    assert changed == {"validate", "train@ex2-42", "report"}
     ran = re.findall(r"Running stage '([^']+)'", dvc(project, "repro"))
-    assert ran == ["validate", "train@ex2", "report"]
+    assert ran == ["validate", "train@ex2-42", "report"]
 
 
 def test_forced_rerun_repeats_answers_and_metrics_byte_for_byte(project):

@@ -112,7 +112,7 @@ def test_experiments_travel_through_git_and_the_run_cache_spares_training(team, 
     }
     assert "lr-0.002" in experiments
     data = experiments["lr-0.002"]
-    ex1_metrics = data["metrics"]["outputs/ex1/metrics.json"]["data"]
+    ex1_metrics = data["metrics"]["outputs/ex1/seed42/metrics.json"]["data"]
     assert 0 <= ex1_metrics["test_accuracy"] <= 1
     assert data["params"]["params.yaml"]["data"]["exercises"]["ex1"]["optimizer"] == {
         "name": "nadam",
@@ -121,13 +121,13 @@ def test_experiments_travel_through_git_and_the_run_cache_spares_training(team, 
     client = mlflow.MlflowClient(team.url)
     experiment = client.get_experiment_by_name("keras-exercises")
     tagged = client.search_runs([experiment.experiment_id], "tags.dvc_experiment = 'lr-0.002'")
-    assert [r.info.run_name for r in tagged] == ["ex1"]
+    assert [r.info.run_name for r in tagged] == ["ex1 seed 42"]
 
     # B runs the same change: restored from A's run-cache, nothing trains
     output = team_dvc(team, b, "exp", "run", "--pull", "-S", change)
-    assert "Stage 'train@ex1' is cached - skipping run" in output
+    assert "Stage 'train@ex1-42' is cached - skipping run" in output
     assert not re.search(r"Running stage '(train|embed|mc_evaluate)", output), output
-    assert (b / "outputs/ex1/metrics.json").read_text() == json.dumps(
+    assert (b / "outputs/ex1/seed42/metrics.json").read_text() == json.dumps(
         ex1_metrics, indent=2, sort_keys=True
     ) + "\n"
 
@@ -207,7 +207,7 @@ def test_the_server_killed_mid_training(team, machines):
     (orphan,) = client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'")
     team_dvc(team, b, "repro")  # succeeds once the server is back, and ends the orphan
     assert client.get_run(orphan.info.run_id).info.status == "KILLED"
-    assert '"epochs_run": 40' in (b / "outputs/ex1/metrics.json").read_text()
+    assert '"epochs_run": 40' in (b / "outputs/ex1/seed42/metrics.json").read_text()
 
 
 def test_postgres_restarted_between_stages(team, machines):
@@ -215,8 +215,8 @@ def test_postgres_restarted_between_stages(team, machines):
     team.database.restart()
     set_rate(b, 0.007)
     output = team_dvc(team, b, "repro")
-    assert "Running stage 'train@ex1'" in output
-    run_id = json.loads((b / "outputs/ex1/run.json").read_text())["run_id"]
+    assert "Running stage 'train@ex1-42'" in output
+    run_id = json.loads((b / "outputs/ex1/seed42/run.json").read_text())["run_id"]
     assert mlflow.MlflowClient(team.url).get_run(run_id).info.status == "FINISHED"
 
 

@@ -50,14 +50,17 @@ def mlflow_server(tmp_path):
 def test_runs_go_to_the_server_named_by_the_environment(project, mlflow_server):
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server}
     done = subprocess.run(
-        ["dvc", "repro", "train@ex1"], cwd=project, env=env, capture_output=True, text=True
+        ["dvc", "repro", "train@ex1-42"], cwd=project, env=env, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stdout + done.stderr
     client = mlflow.MlflowClient(mlflow_server)
     experiment = client.get_experiment_by_name("keras-exercises")
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.info.run_name == "ex1" and run.info.status == "FINISHED"
-    assert run.info.run_id == json.loads((project / "outputs/ex1/run.json").read_text())["run_id"]
+    assert (
+        run.info.run_id
+        == json.loads((project / "outputs/ex1/seed42/run.json").read_text())["run_id"]
+    )
     assert "test_accuracy" in run.data.metrics
     assert "evaluation.png" in {a.path for a in client.list_artifacts(run.info.run_id)}
     (model,) = client.search_logged_models(experiment_ids=[experiment.experiment_id])
@@ -76,7 +79,7 @@ def test_two_queued_experiments_in_parallel_share_the_sqlite_store(project):
             "exp",
             "run",
             "--queue",
-            "train@ex1",
+            "train@ex1-42",
             "-S",
             f"exercises.ex1.optimizer.learning_rate={rate}",
         )

@@ -75,7 +75,7 @@ def test_a_bad_param_stops_dvc_exp_run_and_a_queued_experiment(finished):
     assert user_files(finished) == before
 
 
-@pytest.mark.parametrize("stage", ["fetch@mnist", "prepare@ex3", "train@ex3", "report"])
+@pytest.mark.parametrize("stage", ["fetch@mnist", "prepare@ex3", "train@ex3-42", "report"])
 def test_a_stage_run_alone_with_bad_params_names_how_to_restore_its_outputs(finished, stage):
     """`dvc repro --single-item` skips the params check: the stage's own check stops it,
     after DVC deleted its outputs, and its error says how to get them back."""
@@ -169,7 +169,7 @@ def test_an_unreachable_tracking_server(finished):
 
 
 def test_a_bug_in_a_stage(finished, tmp_path):
-    """An unexpected exception (injected here into train@ex1's figure) prints its traceback
+    """An unexpected exception (injected here into train@ex1-42's figure) prints its traceback
     and the same way back."""
     injected = tmp_path / "inject"
     injected.mkdir()
@@ -178,7 +178,7 @@ def test_a_bug_in_a_stage(finished, tmp_path):
             """
             import os, sys
 
-            if os.environ.get("DVC_STAGE") == "train@ex1":
+            if os.environ.get("DVC_STAGE") == "train@ex1-42":
                 sys.path.insert(0, os.getcwd())
                 import keras_exercises.plotting
 

@@ -1,4 +1,5 @@
-"""Write outputs so that a crash or a kill leaves the old file or the new one, never half."""
+"""Write outputs so that a crash or a kill leaves the old file or the new one, never half;
+read JSON outputs back with an error that says how to remake them."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from keras_exercises.runtime.errors import PipelineError
 
 
 @contextmanager
@@ -33,3 +36,15 @@ def write_text(path: str | Path, text: str) -> None:
 
 def write_json(path: str | Path, data: Any) -> None:
     write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    """A JSON output of an earlier stage, or a PipelineError saying how to remake it."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise PipelineError(f"{path} is missing: run `dvc repro` to make it.") from None
+    except json.JSONDecodeError as exc:
+        raise PipelineError(
+            f"{path} is corrupt ({exc}); run `dvc repro --force` on its stage."
+        ) from None

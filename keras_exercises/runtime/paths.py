@@ -41,9 +41,9 @@ def embeddings(exercise: str) -> Path:
     return Path("data/embeddings") / f"{exercise}.npz"
 
 
-def exercise_output(exercise: str, name: str) -> Path:
-    """outputs/<exercise>/<name>: model.keras, metrics.json, history.csv, run.json, ..."""
-    return Path("outputs") / exercise / name
+def exercise_output(exercise: str, seed: int, name: str) -> Path:
+    """outputs/<exercise>/seed<seed>/<name>: model.keras, metrics.json, run.json, ..."""
+    return Path("outputs") / exercise / f"seed{seed}" / name
 
 
 REPORTS = Path("reports")
