@@ -138,7 +138,8 @@ def _interval_digits(question: Question) -> int:
 
 def build_answers(params: Params) -> list[dict]:
     """Per question: every seed's value, their mean (the answer), sd, and the interval of
-    the mean over the test images (Wilson for accuracies, a seeded bootstrap for Q6.3)."""
+    the mean over the test images (Wilson for accuracies, a seeded bootstrap for Q6.3);
+    each seed's own interval too, for its MLflow run."""
     stats = params.statistics
     rows = []
     for q in QUESTIONS:
@@ -147,22 +148,28 @@ def build_answers(params: Params) -> list[dict]:
             for seed in params.seeds
         }
         mean = statistics.fmean(per_seed.values())
+        digits = _interval_digits(q)
         if q.per_sample == "variance":
+            per_image = {
+                seed: per_sample_values(_read_text(exercise_output(q.exercise, seed, q.samples)), q)
+                for seed in params.seeds
+            }
+
+            def interval(values: np.ndarray) -> tuple[float, float]:
+                return bootstrap_mean_interval(
+                    values, stats.confidence_level, stats.bootstrap_resamples, stats.bootstrap_seed
+                )
+
             # each image's variance averaged over the seeds, then resampled by image
-            per_image = np.mean(
-                [
-                    per_sample_values(_read_text(exercise_output(q.exercise, s, q.samples)), q)
-                    for s in params.seeds
-                ],
-                axis=0,
-            )
-            low, high = bootstrap_mean_interval(
-                per_image, stats.confidence_level, stats.bootstrap_resamples, stats.bootstrap_seed
-            )
+            low, high = interval(np.mean(list(per_image.values()), axis=0))
+            seed_intervals = {seed: interval(values) for seed, values in per_image.items()}
         else:
             n = getattr(params.exercises, q.exercise).n_test
             low, high = wilson_interval(mean, n, stats.confidence_level)
-        digits = _interval_digits(q)
+            seed_intervals = {
+                seed: wilson_interval(value, n, stats.confidence_level)
+                for seed, value in per_seed.items()
+            }
         rows.append(
             {
                 "question": q,
@@ -171,6 +178,10 @@ def build_answers(params: Params) -> list[dict]:
                 "low": round(low, digits),
                 "high": round(high, digits),
                 "seeds": per_seed,
+                "seed_intervals": {
+                    seed: (round(lo, digits), round(hi, digits))
+                    for seed, (lo, hi) in seed_intervals.items()
+                },
                 "sd": statistics.stdev(per_seed.values()) if len(per_seed) > 1 else None,
                 "runs": {
                     seed: read_json(exercise_output(q.exercise, seed, "run.json"))

@@ -215,3 +215,28 @@ def log_mc_evaluation(run_id: str, metrics: dict, figures: dict) -> None:
     client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
     for artifact, figure in figures.items():
         client.log_figure(run_id, figure, artifact)
+
+
+def log_answers(rows: list[dict]) -> None:
+    """On each run, the answers it gave and their intervals over the test images (metrics
+    `Q1.1`, `Q1.1_low`, `Q1.1_high`, ...), as the report gives them for its seed."""
+    import mlflow
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    by_run: dict[str, list[Metric]] = {}
+    for row in rows:
+        qid = row["question"].id
+        for seed, run in row["runs"].items():
+            low, high = row["seed_intervals"][seed]
+            by_run.setdefault(run["run_id"], []).extend(
+                Metric(key, float(value), now, 0)
+                for key, value in (
+                    (qid, row["seeds"][seed]),
+                    (f"{qid}_low", low),
+                    (f"{qid}_high", high),
+                )
+            )
+    client = mlflow.MlflowClient()
+    for run_id, metrics in by_run.items():
+        client.log_batch(run_id, metrics=metrics)

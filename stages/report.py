@@ -1,8 +1,10 @@
 """Stage report: the answers to Q1.1-Q6.3 with their intervals, MC Dropout's calibration and
-a paired comparison with the last commit, as JSON, markdown and an HTML page of figures."""
+a paired comparison with the last commit, as JSON, markdown and an HTML page of figures;
+each MLflow run gets the answers it gave, with their intervals."""
 
 from __future__ import annotations
 
+from keras_exercises import tracking
 from keras_exercises.answers import (
     Report,
     answers_json,
@@ -25,6 +27,7 @@ from keras_exercises.runtime.paths import REPORTS, raw_provenance
 
 def main(argv: list[str]) -> None:
     params = load_params()
+    tracking.connect()
     rows = build_answers(params)
     sources = {name: read_json(raw_provenance(name)) for name in IMAGE_SHAPES}
     comparison, compared_with = last_commit_comparison(params.statistics)
@@ -39,6 +42,8 @@ def main(argv: list[str]) -> None:
         compared_with=compared_with,
     )
     markdown = answers_markdown(report)
+    with tracking.store_failures_reported():
+        tracking.log_answers(rows)
     save_figure(seeds_figure(rows, params.statistics.confidence_level), REPORTS / "seeds.png")
     write_text(REPORTS / "report.html", report_html(report, REPORTS / "seeds.png"))
     write_text(REPORTS / "answers.md", markdown)

@@ -73,6 +73,11 @@ def test_repro_answers_every_question_logs_six_runs_and_caches(project, small_pa
             small_params["exercises"][name]["optimizer"]["learning_rate"]
         )
         assert 0 <= run.data.metrics["test_accuracy"] <= 1
+        # the report's answers and intervals, on the run that gave them
+        for q in (q for q in QUESTIONS if q.exercise == name):
+            logged = [run.data.metrics[f"{q.id}{end}"] for end in ("_low", "_high")]
+            assert logged == [intervals[q.id]["low"], intervals[q.id]["high"]], q.id
+            assert round(run.data.metrics[q.id], 4) == round(unrounded[q.id], 4)
         assert len(client.get_metric_history(run.info.run_id, "loss")) == 2
         run_file = json.loads((project / f"outputs/{name}/seed42/run.json").read_text())
         assert run_file["run_id"] == run.info.run_id
