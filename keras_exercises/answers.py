@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from keras_exercises import tracking
 from keras_exercises.params import EXERCISES, MC_EXERCISES, Params, flatten
 from keras_exercises.runtime.atomic import read_json
 from keras_exercises.runtime.errors import PipelineError
@@ -183,13 +184,15 @@ def build_answers(params: Params) -> list[dict]:
                     for seed, (lo, hi) in seed_intervals.items()
                 },
                 "sd": statistics.stdev(per_seed.values()) if len(per_seed) > 1 else None,
-                "runs": {
-                    seed: read_json(exercise_output(q.exercise, seed, "run.json"))
-                    for seed in params.seeds
-                },
+                "runs": {seed: _run(q.exercise, seed, params.mlflow_ui) for seed in params.seeds},
             }
         )
     return rows
+
+
+def _run(exercise: str, seed: int, mlflow_ui: str) -> dict:
+    run = read_json(exercise_output(exercise, seed, "run.json"))
+    return {**run, "page": run_page(run, mlflow_ui)}
 
 
 def _read_text(path) -> str:
@@ -258,13 +261,48 @@ def describe_sources(sources: dict[str, dict]) -> str:
     )
 
 
-def run_page(run: dict) -> str | None:
-    """The MLflow UI's page of a run logged to a tracking server; None for the local store,
-    which has no address until someone starts `mlflow ui` on it."""
+def run_page(run: dict, mlflow_ui: str) -> str:
+    """The MLflow UI's page of a run: on its tracking server, or for the local store where
+    the README's `mlflow ui` command serves it (`mlflow_ui` in params.yaml)."""
     uri = run.get("tracking_uri") or ""
-    if not uri.startswith(("http://", "https://")):
-        return None
-    return f"{uri.rstrip('/')}/#/experiments/{run['experiment_id']}/runs/{run['run_id']}"
+    base = uri if uri.startswith(("http://", "https://")) else mlflow_ui
+    return tracking.run_page(base, run["experiment_id"], run["run_id"])
+
+
+LOCAL_UI_COMMAND = (
+    "mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port {port}"
+)
+
+
+def links_note(rows: list[dict], mlflow_ui: str) -> str:
+    """Where the run links lead, and for the local store how to start the UI they open."""
+    uri = next(iter(rows[0]["runs"].values())).get("tracking_uri") or ""
+    if uri.startswith(("http://", "https://")):
+        return f"Run links open the tracking server {uri}."
+    from urllib.parse import urlsplit
+
+    port = urlsplit(mlflow_ui).port or 80
+    return (
+        f"Run links open the MLflow UI at {mlflow_ui}; start it from the project root with "
+        f"`{LOCAL_UI_COMMAND.format(port=port)}`."
+    )
+
+
+def run_descriptions(rows: list[dict], confidence: float) -> dict[str, str]:
+    """Per MLflow run, its description: what it is and the answers it gives."""
+    parts: dict[str, list[str]] = {}
+    for row in rows:
+        q = row["question"]
+        for seed, run in row["runs"].items():
+            low, high = row["seed_intervals"][seed]
+            shown = {"low": low, "high": high, "question": q}
+            parts.setdefault(
+                run["run_id"], [f"Exercise {q.exercise}, seed {seed}. Answers"]
+            ).append(
+                f"{q.id} ({q.phrase}): {_precise(q, row['seeds'][seed])}, "
+                f"{confidence:.0%} interval {_interval(shown)}."
+            )
+    return {run_id: " ".join(lines) for run_id, lines in parts.items()}
 
 
 @dataclass
@@ -277,6 +315,7 @@ class Report:
     calibration: dict[str, dict]
     statistics: object  # params.statistics
     seeds: list[int]
+    links: str = ""  # where the run links lead
     comparison: list = field(default_factory=list)  # comparison.Comparison rows
     compared_with: str | None = None  # what the comparison is against, or why there is none
 
@@ -305,8 +344,9 @@ def answers_markdown(report: Report) -> str:
     lines = [
         "# Answers",
         "",
-        f"Data: {report.data_source}. Every answer links to its MLflow run (`mlflow ui`, "
-        "see README).",
+        f"Data: {report.data_source}.",
+        "",
+        f"Every answer links to its MLflow run. {report.links}",
         "",
         report.method(),
         "",
@@ -418,8 +458,7 @@ def _markdown_runs(runs: dict[int, dict]) -> str:
 
 
 def _markdown_run(run: dict) -> str:
-    page = run_page(run)
-    return f"[`{run['run_id']}`]({page})" if page else f"`{run['run_id']}`"
+    return f"[`{run['run_id']}`]({run['page']})"
 
 
 def _html_runs(runs: dict[int, dict]) -> str:
@@ -429,9 +468,7 @@ def _html_runs(runs: dict[int, dict]) -> str:
 
 
 def _html_run(run: dict) -> str:
-    page = run_page(run)
-    code = f"<code>{html.escape(run['run_id'])}</code>"
-    return f'<a href="{html.escape(page)}">{code}</a>' if page else code
+    return f'<a href="{html.escape(run["page"])}"><code>{html.escape(run["run_id"])}</code></a>'
 
 
 def _figure(path, caption: str) -> str:
@@ -549,7 +586,7 @@ def report_html(report: Report, seeds_figure_path) -> str:
         "img{max-width:100%;height:auto;display:block;margin:8px 0}"
         "figcaption{color:#444;font-size:90%}</style></head><body>"
         f"<h1>Keras exercises: answers</h1><p>Data: {esc(report.data_source)}.</p>"
-        f"<p>{esc(report.method())}</p>{answers}{seeds_section}"
+        f"<p>{esc(report.method())}</p><p>{esc(report.links)}</p>{answers}{seeds_section}"
         f"<h2>Calibration of MC Dropout</h2>{calibration}"
         f"<h2>Against the last commit</h2>{comparison}"
         f"<h2>Conditions other than the exercise text</h2><ul>{notes}</ul>"

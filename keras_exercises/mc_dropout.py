@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from keras_exercises.runtime.errors import deferred_signals, stop_requested
+from keras_exercises.runtime.progress import progress
 
 if TYPE_CHECKING:
     import keras
@@ -19,14 +20,17 @@ def mc_probabilities(model: keras.Model, x: np.ndarray, passes: int, batch_size:
     the frozen MobileNetV2 base, which its builder pins to inference mode.
     """
     runs = []
-    with deferred_signals():
+    with (
+        deferred_signals(),
+        progress(f"MC Dropout: {passes} passes over {len(x)} images", passes * len(x)) as advance,
+    ):
         for _ in range(passes):
             if stop_requested():
                 break
-            batches = [
-                np.asarray(model(x[i : i + batch_size], training=True))
-                for i in range(0, len(x), batch_size)
-            ]
+            batches = []
+            for i in range(0, len(x), batch_size):
+                batches.append(np.asarray(model(x[i : i + batch_size], training=True)))
+                advance(len(batches[-1]))
             runs.append(np.concatenate(batches))
     return np.stack(runs)
 

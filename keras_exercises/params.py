@@ -229,6 +229,8 @@ class Params(Section):
     # every training and MC stage runs once per seed (dvc.yaml's matrix); answers are means
     seeds: Annotated[list[int], Field(min_length=1), AfterValidator(_distinct_seeds)]
     data: Data
+    # where the report's run links open the local store's runs: `mlflow ui` (README) serves it
+    mlflow_ui: Annotated[str, AfterValidator(_http_url)]
     statistics: Statistics
     exercises: Exercises
     # The exercise text's own values; the report flags answers computed under others.

@@ -1,4 +1,5 @@
-"""MLflow: where runs go, and opening one run per exercise."""
+"""MLflow: where runs go, one run per exercise and seed, what each run logs (params, curves,
+datasets, the registered model), and the addresses of their pages in the MLflow UI."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from filelock import FileLock
 
@@ -16,6 +18,11 @@ from keras_exercises.runtime.paths import project_root
 
 EXPERIMENT = "keras-exercises"
 STORE_DIR = "mlruns"
+# MLflow 3's UI opens an experiment on its GenAI pages unless told it holds model training
+KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
+MODEL_TRAINING_VIEW = "workflowType=machine_learning"
+REGISTERED_MODEL = "keras-exercises-{exercise}"
+ANSWER_ALIAS = "answer"  # the model version behind the current report
 
 
 def default_store() -> tuple[str, str]:
@@ -89,9 +96,30 @@ def _get_or_create_experiment(artifact_location: str | None) -> str:
     import mlflow
 
     experiment = mlflow.get_experiment_by_name(EXPERIMENT)
-    if experiment is not None:
-        return experiment.experiment_id
-    return mlflow.create_experiment(EXPERIMENT, artifact_location=artifact_location)
+    if experiment is None:
+        return mlflow.create_experiment(
+            EXPERIMENT, artifact_location=artifact_location, tags={KIND_TAG: KIND}
+        )
+    if experiment.tags.get(KIND_TAG) != KIND:  # an experiment made before the tag existed
+        mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, KIND_TAG, KIND)
+    return experiment.experiment_id
+
+
+def experiment_page(base_url: str, experiment_id: str) -> str:
+    """The address of the experiment's runs table (its model-training view) in the UI."""
+    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs?{MODEL_TRAINING_VIEW}"
+
+
+def run_page(base_url: str, experiment_id: str, run_id: str) -> str:
+    return (
+        f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}?{MODEL_TRAINING_VIEW}"
+    )
+
+
+def run_name(exercise: str, seed: int) -> str:
+    """`ex1 seed 42`, plus the DVC experiment it belongs to: `ex1 seed 42 (lr-0.01)`."""
+    experiment = os.environ.get("DVC_EXP_NAME")
+    return f"{exercise} seed {seed}" + (f" ({experiment})" if experiment else "")
 
 
 def git_commit() -> str | None:
@@ -168,8 +196,11 @@ def run_tags(seed: int) -> dict[str, str]:
     return tags
 
 
-def log_training(params, exercise: str, seed: int, result, metrics: dict, figure, example) -> None:
-    """Log params, per-epoch curves, test metrics, the figure and the model to the active run."""
+def log_training(
+    params, exercise: str, seed: int, data_file: Path, result, metrics: dict, figure, example
+) -> str:
+    """Log params, datasets, per-epoch curves, test metrics, the figure and the model to the
+    active run, and register the model as a new version; return that version."""
     import keras
     import mlflow
     import tensorflow as tf
@@ -180,6 +211,7 @@ def log_training(params, exercise: str, seed: int, result, metrics: dict, figure
     ex = getattr(params.exercises, exercise)
     logged = {"seed": seed, "data.mirror": params.data.mirror, **flatten(ex.model_dump())}
     mlflow.log_params(logged)
+    digest = log_datasets(ex, exercise, data_file)
     client = mlflow.MlflowClient()
     run_id = mlflow.active_run().info.run_id
     now = int(time.time() * 1000)
@@ -195,13 +227,92 @@ def log_training(params, exercise: str, seed: int, result, metrics: dict, figure
     mlflow.log_figure(figure, "evaluation.png")
     # the example is the first test images, whose probabilities are already at hand
     signature = mlflow.models.infer_signature(example, result.test_probabilities[: len(example)])
-    mlflow.keras.log_model(
+    info = mlflow.keras.log_model(
         result.model,
         name="model",
         signature=signature,
         # listing them skips MLflow's slow requirement inference (a subprocess per model)
         pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"],
+        registered_model_name=REGISTERED_MODEL.format(exercise=exercise),
     )
+    version = str(info.registered_model_version)
+    version_tags = {
+        "seed": seed,
+        "dataset": ex.dataset,
+        "n_train": ex.n_train,
+        "n_test": ex.n_test,
+        "data_digest": digest,
+        "epochs": ex.training.epochs,
+        "optimizer": ex.optimizer.name,
+        "learning_rate": ex.optimizer.learning_rate,
+        "test_accuracy": f"{metrics['test_accuracy']:.4f}",
+        "run_name": run_name(exercise, seed),
+        "git_commit": git_commit() or "unknown",
+    }
+    for key, value in version_tags.items():
+        client.set_model_version_tag(
+            REGISTERED_MODEL.format(exercise=exercise), version, key, str(value)
+        )
+    return version
+
+
+def file_digest(path: Path) -> str:
+    """The file's MD5, as DVC records it in dvc.lock."""
+    import hashlib
+
+    with open(path, "rb") as file:
+        return hashlib.file_digest(file, "md5").hexdigest()
+
+
+def dvc_source(path: str):
+    """A dataset source of type "dvc": a path in this DVC project (`dvc get` fetches it)."""
+    from mlflow.data.dataset_source import DatasetSource
+
+    class DvcPath(DatasetSource):
+        def __init__(self, path: str):
+            self.path = path
+
+        @staticmethod
+        def _get_source_type() -> str:
+            return "dvc"
+
+        def load(self) -> str:
+            return self.path
+
+        @staticmethod
+        def _can_resolve(raw_source) -> bool:
+            return False  # only made here, never guessed from a string
+
+        @classmethod
+        def _resolve(cls, raw_source) -> DvcPath:
+            return cls(str(raw_source))
+
+        def to_dict(self) -> dict:
+            return {"path": self.path}
+
+        @classmethod
+        def from_dict(cls, source_dict: dict) -> DvcPath:
+            return cls(source_dict["path"])
+
+    return DvcPath(path)
+
+
+def log_datasets(ex, exercise: str, data_file: Path) -> str:
+    """The training and test slices as the run's dataset inputs, named by dataset and split,
+    with the DVC hash of the prepared file as digest and its DVC path as source; return
+    the digest."""
+    import mlflow
+    from mlflow.data.meta_dataset import MetaDataset
+
+    digest = file_digest(data_file)
+    source = dvc_source(Path(data_file).as_posix())
+    for split, n, context in (("train", ex.n_train, "training"), ("test", ex.n_test, "testing")):
+        # the exercise in the name too: MLflow keeps one record per name and digest, and
+        # exercises 1 and 3 prepare byte-identical files under their own paths
+        name = f"{ex.dataset} {split}, {n} images ({exercise})"
+        dataset = MetaDataset(source, name=name, digest=digest)
+        mlflow.log_input(dataset, context=context)
+    return digest
 
 
 def log_mc_evaluation(run_id: str, metrics: dict, figures: dict) -> None:
@@ -217,9 +328,11 @@ def log_mc_evaluation(run_id: str, metrics: dict, figures: dict) -> None:
         client.log_figure(run_id, figure, artifact)
 
 
-def log_answers(rows: list[dict]) -> None:
+def log_answers(rows: list[dict], descriptions: dict[str, str]) -> None:
     """On each run, the answers it gave and their intervals over the test images (metrics
-    `Q1.1`, `Q1.1_low`, `Q1.1_high`, ...), as the report gives them for its seed."""
+    `Q1.1`, `Q1.1_low`, `Q1.1_high`, ...) as the report gives them for its seed, and its
+    description; the alias `answer` on each exercise's model version of the first seed,
+    the one the report's figures show."""
     import mlflow
     from mlflow.entities import Metric
 
@@ -240,3 +353,12 @@ def log_answers(rows: list[dict]) -> None:
     client = mlflow.MlflowClient()
     for run_id, metrics in by_run.items():
         client.log_batch(run_id, metrics=metrics)
+    for run_id, text in descriptions.items():
+        client.set_tag(run_id, "mlflow.note.content", text)
+    for row in rows:
+        exercise = row["question"].exercise
+        first = next(iter(row["runs"].values()))
+        if first.get("model_version"):
+            client.set_registered_model_alias(
+                REGISTERED_MODEL.format(exercise=exercise), ANSWER_ALIAS, first["model_version"]
+            )

@@ -14,7 +14,9 @@ from keras_exercises.answers import (
     describe_sources,
     deviations,
     intervals_json,
+    links_note,
     report_html,
+    run_descriptions,
 )
 from keras_exercises.comparison import last_commit_comparison
 from keras_exercises.data.datasets import IMAGE_SHAPES
@@ -40,10 +42,11 @@ def main(argv: list[str]) -> None:
         seeds=params.seeds,
         comparison=comparison,
         compared_with=compared_with,
+        links=links_note(rows, params.mlflow_ui),
     )
     markdown = answers_markdown(report)
     with tracking.store_failures_reported():
-        tracking.log_answers(rows)
+        tracking.log_answers(rows, run_descriptions(rows, params.statistics.confidence_level))
     save_figure(seeds_figure(rows, params.statistics.confidence_level), REPORTS / "seeds.png")
     write_text(REPORTS / "report.html", report_html(report, REPORTS / "seeds.png"))
     write_text(REPORTS / "answers.md", markdown)

@@ -39,8 +39,12 @@ def main(argv: list[str]) -> None:
         tracking.store_failures_reported(),
         mlflow.start_run(
             experiment_id=experiment_id,
-            run_name=f"{name} seed {seed}",
+            run_name=tracking.run_name(name, seed),
             tags=tracking.run_tags(seed),
+            description=(
+                f"Exercise {name} ({ex.dataset}, {ex.n_train} training and {ex.n_test} test "
+                f"images), seed {seed}. The report stage adds the answers this run gives."
+            ),
         ) as run,
     ):
         result = train_exercise(ex, data, cached, head_seed=seed if base_seed != seed else None)
@@ -58,7 +62,9 @@ def main(argv: list[str]) -> None:
             "epochs_run": len(result.history["loss"]),
             "best_epoch": result.best_epoch,
         }
-        tracking.log_training(params, name, seed, result, metrics, figure, data["x_test"][:4])
+        version = tracking.log_training(
+            params, name, seed, prepared_data(name), result, metrics, figure, data["x_test"][:4]
+        )
 
     # Outputs last: a failure above leaves the previous results in place.
     with atomic_path(exercise_output(name, seed, "model.keras")) as tmp:
@@ -75,6 +81,7 @@ def main(argv: list[str]) -> None:
             "run_id": run.info.run_id,
             "experiment_id": experiment_id,
             "tracking_uri": mlflow.get_tracking_uri(),
+            "model_version": version,
         },
     )
     print(

@@ -18,6 +18,7 @@ WRITE_ONLY = {
     "keras_exercises/runtime/atomic.py",
     "keras_exercises/runtime/errors.py",
     "keras_exercises/runtime/paths.py",
+    "keras_exercises/runtime/progress.py",  # prints how far long work has got
     "keras_exercises/runtime/timing.py",
 }
 

@@ -26,6 +26,7 @@ import numpy as np
 from keras_exercises.data.datasets import Arrays, check_arrays
 from keras_exercises.runtime.atomic import atomic_path
 from keras_exercises.runtime.errors import PipelineError
+from keras_exercises.runtime.progress import progress
 
 
 @dataclass(frozen=True)
@@ -95,9 +96,11 @@ def fetch_file(
                 with (
                     urllib.request.urlopen(url, timeout=timeout) as response,
                     open(tmp, "wb") as out,
+                    progress(f"download {remote.name}", response.length, unit="B") as advance,
                 ):
                     while block := response.read(1 << 20):
                         out.write(block)
+                        advance(len(block))
                 got = sha256_of(tmp)
                 if got != remote.sha256:
                     # not retried: the server has the wrong file, asking again won't help
