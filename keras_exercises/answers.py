@@ -8,6 +8,7 @@ import base64
 import csv
 import html
 import io
+import re
 import statistics
 from dataclasses import dataclass, field
 
@@ -479,6 +480,11 @@ def _figure(path, caption: str) -> str:
     )
 
 
+def _code(text: str) -> str:
+    """Escaped text with its `backticked` parts as <code>."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+
 def _html_table(header: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{h}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
@@ -542,7 +548,7 @@ def report_html(report: Report, seeds_figure_path) -> str:
         )
         + "</ul>"
     )
-    comparison = f"<p>{esc(_comparison_intro(report))}</p>"
+    comparison = f"<p>{_code(_comparison_intro(report))}</p>"
     if report.comparison:
         comparison += _html_table(
             ["Question", "Seed", "Committed", "Now", "Difference", "p-value", "Verdict"],
@@ -586,7 +592,7 @@ def report_html(report: Report, seeds_figure_path) -> str:
         "img{max-width:100%;height:auto;display:block;margin:8px 0}"
         "figcaption{color:#444;font-size:90%}</style></head><body>"
         f"<h1>Keras exercises: answers</h1><p>Data: {esc(report.data_source)}.</p>"
-        f"<p>{esc(report.method())}</p><p>{esc(report.links)}</p>{answers}{seeds_section}"
+        f"<p>{esc(report.method())}</p><p>{_code(report.links)}</p>{answers}{seeds_section}"
         f"<h2>Calibration of MC Dropout</h2>{calibration}"
         f"<h2>Against the last commit</h2>{comparison}"
         f"<h2>Conditions other than the exercise text</h2><ul>{notes}</ul>"

@@ -32,7 +32,7 @@ def pin(monkeypatch, dataset: str, files: dict[str, bytes]) -> None:
     monkeypatch.setitem(downloads.FILES, dataset, remotes)
 
 
-def test_mnist_npz_round_trip_and_cache(monkeypatch, rng, keras_home):
+def test_mnist_npz_round_trip_and_cache(monkeypatch, rng, keras_home, capsys):
     body, arrays = mnist_npz(rng)
     pin(monkeypatch, "mnist", {"mnist.npz": body})
     with FileServer({"mnist.npz": body}) as server:
@@ -43,6 +43,12 @@ def test_mnist_npz_round_trip_and_cache(monkeypatch, rng, keras_home):
         np.testing.assert_array_equal(value, arrays[key])
     np.testing.assert_array_equal(again[0], arrays["x_train"])
     assert sorted(p.name for p in keras_home.iterdir()) == ["mnist.npz"]
+    # progress: in a log (not a terminal), a few lines with bytes of the total and the rate
+    printed = capsys.readouterr().err.splitlines()
+    progress = [line for line in printed if line.startswith("download mnist.npz:")]
+    assert 1 <= len(progress) <= 4, printed
+    assert progress[-1].startswith("download mnist.npz: 100%") and "B/s]" in progress[-1]
+    assert "\r" not in "".join(printed)
 
 
 def test_cifar10_tarball_is_read_as_keras_does(monkeypatch, rng):

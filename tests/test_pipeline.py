@@ -86,6 +86,43 @@ def test_repro_answers_every_question_logs_six_runs_and_caches(project, small_pa
         if name in ("ex3", "ex6"):
             assert {"mc_variance.png", "reliability.png"} <= artifacts
             assert "mean_predictive_variance" in run.data.metrics
+    # MLflow's UI opens it on the training runs, each with its data and registered model
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
+    for run in runs:
+        name = run.info.run_name.split()[0]
+        (prepared,) = lock[f"prepare@{name}"]["outs"]
+        inputs = {
+            d.dataset.name: (d.dataset.digest, json.loads(d.dataset.source), d.tags[0].value)
+            for d in run.inputs.dataset_inputs
+        }
+        dataset = small_params["exercises"][name]["dataset"]
+        assert inputs == {
+            f"{dataset} train, 40 images ({name})": (
+                prepared["md5"],
+                {"path": prepared["path"]},
+                "training",
+            ),
+            f"{dataset} test, 20 images ({name})": (
+                prepared["md5"],
+                {"path": prepared["path"]},
+                "testing",
+            ),
+        }
+        assert run.data.tags["mlflow.note.content"].startswith(
+            f"Exercise {name}, seed 42. Answers Q"
+        )
+        model = client.get_registered_model(f"keras-exercises-{name}")
+        (version,) = client.search_model_versions(f"name = 'keras-exercises-{name}'")
+        assert version.run_id == run.info.run_id and model.aliases == {"answer": version.version}
+        assert version.tags["seed"] == "42" and version.tags["n_train"] == "40"
+        assert version.tags["data_digest"] == prepared["md5"]
+    links = re.findall(r'href="([^"]+)"', html)
+    assert len(links) == 9 and all(
+        link.startswith("http://127.0.0.1:5000/#/experiments/")
+        and link.endswith("?workflowType=machine_learning")
+        for link in links
+    )
     models = client.search_logged_models(experiment_ids=[experiment.experiment_id])
     assert sorted(m.source_run_id for m in models) == sorted(r.info.run_id for r in runs)
     assert {m.name for m in models} == {"model"}
