@@ -38,6 +38,7 @@ class Revision:
         self.rev = rev
         self.label = rev or WORKSPACE
         self._fs = None
+        self._read: dict[str, str | None] = {}  # each file is read once
         if rev is not None:
             from dvc.api import DVCFileSystem
             from dvc.exceptions import DvcException
@@ -54,6 +55,11 @@ class Revision:
     def read(self, path: Path | str) -> str | None:
         """The file's text, or None where this revision has no such file."""
         path = Path(path).as_posix()
+        if path not in self._read:
+            self._read[path] = self._read_uncached(path)
+        return self._read[path]
+
+    def _read_uncached(self, path: str) -> str | None:
         if self._fs is None:
             file = Path(path)
             return file.read_text() if file.is_file() else None

@@ -24,7 +24,7 @@ def outputs(project) -> dict[str, bytes | None]:
 def latest_ex1_run(project):
     client = mlflow.MlflowClient(f"sqlite:///{project / 'mlruns/mlflow.db'}")
     experiment = client.get_experiment_by_name("keras-exercises")
-    runs = client.search_runs([experiment.experiment_id], "attributes.run_name = 'ex1'")
+    runs = client.search_runs([experiment.experiment_id], "attributes.run_name = 'ex1 seed 42'")
     return max(runs, key=lambda run: run.info.start_time)
 
 

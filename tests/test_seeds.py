@@ -54,7 +54,7 @@ def test_each_added_seed_trains_only_its_own_stages_and_answers_become_means(fin
     client = mlflow.MlflowClient(f"sqlite:///{finished / 'mlruns/mlflow.db'}")
     experiment = client.get_experiment_by_name("keras-exercises")
     runs = client.search_runs([experiment.experiment_id], "tags.dvc_experiment = 'two'")
-    assert sorted(r.info.run_name for r in runs) == [f"ex{i} seed 43" for i in range(1, 7)]
+    assert sorted(r.info.run_name for r in runs) == [f"ex{i} seed 43 (two)" for i in range(1, 7)]
     assert {r.data.tags["seed"] for r in runs} == {"43"}
     for run in runs:
         if run.info.run_name.split()[0] in ("ex3", "ex6"):

@@ -80,7 +80,7 @@ def test_a_teammate_gets_every_output_without_training(team, machines, tmp_path)
     client = mlflow.MlflowClient(team.url)
     experiment = client.get_experiment_by_name("keras-exercises")
     runs = client.search_runs([experiment.experiment_id])
-    assert sorted(r.info.run_name for r in runs) == ["ex1", "ex2", "ex3", "ex4", "ex5", "ex6"]
+    assert sorted(r.info.run_name for r in runs) == [f"ex{i} seed 42" for i in range(1, 7)]
     assert all(r.info.status == "FINISHED" and r.data.tags["device"] for r in runs)
     models = client.search_logged_models(experiment_ids=[experiment.experiment_id])
     assert {m.source_run_id for m in models} == {r.info.run_id for r in runs}
@@ -121,7 +121,7 @@ def test_experiments_travel_through_git_and_the_run_cache_spares_training(team, 
     client = mlflow.MlflowClient(team.url)
     experiment = client.get_experiment_by_name("keras-exercises")
     tagged = client.search_runs([experiment.experiment_id], "tags.dvc_experiment = 'lr-0.002'")
-    assert [r.info.run_name for r in tagged] == ["ex1 seed 42"]
+    assert [r.info.run_name for r in tagged] == ["ex1 seed 42 (lr-0.002)"]
 
     # B runs the same change: restored from A's run-cache, nothing trains
     output = team_dvc(team, b, "exp", "run", "--pull", "-S", change)
@@ -147,7 +147,9 @@ def test_two_queued_experiments_log_to_the_server_at_once(team, machines):
     experiment = client.get_experiment_by_name("keras-exercises")
     runs = [
         r
-        for r in client.search_runs([experiment.experiment_id], "attributes.run_name = 'ex1'")
+        for r in client.search_runs(
+            [experiment.experiment_id], "attributes.run_name LIKE 'ex1 seed 42%'"
+        )
         if r.data.params["optimizer.learning_rate"] in rates
     ]
     assert sorted(r.data.params["optimizer.learning_rate"] for r in runs) == sorted(rates)

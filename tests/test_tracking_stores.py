@@ -56,7 +56,7 @@ def test_runs_go_to_the_server_named_by_the_environment(project, mlflow_server):
     client = mlflow.MlflowClient(mlflow_server)
     experiment = client.get_experiment_by_name("keras-exercises")
     (run,) = client.search_runs([experiment.experiment_id])
-    assert run.info.run_name == "ex1" and run.info.status == "FINISHED"
+    assert run.info.run_name == "ex1 seed 42" and run.info.status == "FINISHED"
     assert (
         run.info.run_id
         == json.loads((project / "outputs/ex1/seed42/run.json").read_text())["run_id"]
