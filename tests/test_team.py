@@ -90,8 +90,9 @@ def test_a_teammate_gets_every_output_without_training(team, machines, tmp_path)
     links = re.findall(r"\]\((http://[^)]+)\)", (b / "reports/answers.md").read_text())
     assert len(links) == 9
     for link in links:
-        run_id = link.rsplit("/", 1)[1]
+        run_id = link.split("/runs/")[1].removesuffix("?workflowType=machine_learning")
         assert link.startswith(f"{team.url}/#/experiments/{experiment.experiment_id}/runs/")
+        assert link.endswith("?workflowType=machine_learning")  # the model-training view
         api = f"{team.url}/api/2.0/mlflow/runs/get?run_id={run_id}"
         with urllib.request.urlopen(api, timeout=10) as answer:
             assert json.load(answer)["run"]["info"]["run_id"] == run_id
