@@ -265,8 +265,7 @@ def describe_sources(sources: dict[str, dict]) -> str:
 def run_page(run: dict, mlflow_ui: str) -> str:
     """The MLflow UI's page of a run: on its tracking server, or for the local store where
     the README's `mlflow ui` command serves it (`mlflow_ui` in params.yaml)."""
-    uri = run.get("tracking_uri") or ""
-    base = uri if uri.startswith(("http://", "https://")) else mlflow_ui
+    base = tracking.ui_address(run.get("tracking_uri") or "", mlflow_ui)
     return tracking.run_page(base, run["experiment_id"], run["run_id"])
 
 

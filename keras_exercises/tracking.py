@@ -105,6 +105,12 @@ def _get_or_create_experiment(artifact_location: str | None) -> str:
     return experiment.experiment_id
 
 
+def ui_address(tracking_uri: str, mlflow_ui: str) -> str:
+    """Where the MLflow UI shows runs of `tracking_uri`: the tracking server itself, or for
+    the local store the `mlflow ui` that the README starts (`mlflow_ui` in params.yaml)."""
+    return tracking_uri if tracking_uri.startswith(("http://", "https://")) else mlflow_ui
+
+
 def experiment_page(base_url: str, experiment_id: str) -> str:
     """The address of the experiment's runs table (its model-training view) in the UI."""
     return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs?{MODEL_TRAINING_VIEW}"

@@ -84,10 +84,12 @@ def main(argv: list[str]) -> None:
             "model_version": version,
         },
     )
-    print(
-        f"{name}, seed {seed}: test accuracy {result.test_accuracy:.4f}, "
-        f"MLflow run {run.info.run_id}"
+    page = tracking.run_page(  # printed only: mlflow_ui is not one of this stage's params
+        tracking.ui_address(mlflow.get_tracking_uri(), params.mlflow_ui),
+        experiment_id,
+        run.info.run_id,
     )
+    print(f"{name}, seed {seed}: test accuracy {result.test_accuracy:.4f}, MLflow run {page}")
 
 
 if __name__ == "__main__":
