@@ -277,7 +277,7 @@ LOCAL_UI_COMMAND = (
 def links_note(rows: list[dict], mlflow_ui: str) -> str:
     """Where the run links lead, and for the local store how to start the UI they open."""
     uri = next(iter(rows[0]["runs"].values())).get("tracking_uri") or ""
-    if uri.startswith(("http://", "https://")):
+    if tracking.ui_address(uri, mlflow_ui) == uri:  # a tracking server: its own UI
         return f"Run links open the tracking server {uri}."
     from urllib.parse import urlsplit
 
@@ -361,38 +361,15 @@ def answers_markdown(report: Report) -> str:
             f"| {_interval(row)} | {q.exercise} | {_markdown_runs(row['runs'])} |"
         )
     if len(report.seeds) > 1:
-        lines += ["", "## Across seeds", "", "| Question | Mean | SD | Min – max | Per seed |"]
-        lines.append("|---|---|---|---|---|")
-        for row in report.rows:
-            q, values = row["question"], row["seeds"]
-            lines.append(
-                f"| {q.id} | {_precise(q, row['mean'])} | {_sd(q, row['sd'])} "
-                f"| {_precise(q, min(values.values()))} – {_precise(q, max(values.values()))} | "
-                + ", ".join(f"{s}: {_precise(q, v)}" for s, v in values.items())
-                + " |"
-            )
-    lines += [
-        "",
-        "## Calibration of MC Dropout",
-        "",
-        "| Exercise | Prediction | NLL | Brier | ECE |",
-    ]
-    lines.append("|---|---|---|---|---|")
-    for name, entry in report.calibration.items():
-        m = entry["metrics"]
-        for prefix, label in (("", "dropout off"), ("mc_", "MC Dropout average")):
-            lines.append(
-                f"| {name} | {label} | "
-                + " | ".join(f"{m[prefix + key]:.4f}" for key, _ in CALIBRATION_METRICS)
-                + " |"
-            )
+        lines += ["", "## Across seeds", ""]
+        lines += _markdown_table(SEEDS_HEADER, _seeds_cells(report.rows))
+    lines += ["", "## Calibration of MC Dropout", ""]
+    lines += _markdown_table(CALIBRATION_HEADER, _calibration_cells(report.calibration))
     lines.append("")
     lines += [f"- **{name}**: {entry['verdict']}." for name, entry in report.calibration.items()]
     lines += ["", "## Against the last commit", "", _comparison_intro(report), ""]
     if report.comparison:
-        lines += ["| Question | Seed | Committed | Now | Difference | p-value | Verdict |"]
-        lines.append("|---|---|---|---|---|---|---|")
-        lines += ["| " + " | ".join(cells) + " |" for cells in _comparison_cells(report.comparison)]
+        lines += _markdown_table(COMPARISON_HEADER, _comparison_cells(report.comparison))
     lines += ["", "## Conditions other than the exercise text", ""]
     if not report.flags:
         lines.append("None: every answer was computed as the exercises specify.")
@@ -405,6 +382,40 @@ def answers_markdown(report: Report) -> str:
 def _precise(question: Question, value: float) -> str:
     """A value with the digits that tell seeds apart (Q6.3's answer has three decimals)."""
     return f"{value:.5f}" if question.per_sample == "variance" else f"{value:.2%}"
+
+
+SEEDS_HEADER = ["Question", "Mean", "SD", "Min – max", "Per seed"]
+CALIBRATION_HEADER = ["Exercise", "Prediction", "NLL", "Brier", "ECE"]
+COMPARISON_HEADER = ["Question", "Seed", "Committed", "Now", "Difference", "p-value", "Verdict"]
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(cells) + " |" for cells in rows]
+
+
+def _seeds_cells(rows: list[dict]) -> list[list[str]]:
+    cells = []
+    for row in rows:
+        q, values = row["question"], row["seeds"]
+        cells.append(
+            [
+                q.id,
+                _precise(q, row["mean"]),
+                _sd(q, row["sd"]),
+                f"{_precise(q, min(values.values()))} – {_precise(q, max(values.values()))}",
+                ", ".join(f"{s}: {_precise(q, v)}" for s, v in values.items()),
+            ]
+        )
+    return cells
+
+
+def _calibration_cells(calibration: dict[str, dict]) -> list[list[str]]:
+    return [
+        [name, label] + [f"{entry['metrics'][prefix + key]:.4f}" for key, _ in CALIBRATION_METRICS]
+        for name, entry in calibration.items()
+        for prefix, label in (("", "dropout off"), ("mc_", "MC Dropout average"))
+    ]
 
 
 def _sd(question: Question, sd: float | None) -> str:
@@ -517,29 +528,10 @@ def report_html(report: Report, seeds_figure_path) -> str:
     seeds_section = ""
     if len(report.seeds) > 1:
         seeds_section = "<h2>Across seeds</h2>" + _html_table(
-            ["Question", "Mean", "SD", "Min – max", "Per seed"],
-            [
-                [
-                    r["question"].id,
-                    _precise(r["question"], r["mean"]),
-                    _sd(r["question"], r["sd"]),
-                    f"{_precise(r['question'], min(r['seeds'].values()))} – "
-                    f"{_precise(r['question'], max(r['seeds'].values()))}",
-                    ", ".join(f"{s}: {_precise(r['question'], v)}" for s, v in r["seeds"].items()),
-                ]
-                for r in report.rows
-            ],
+            SEEDS_HEADER, _seeds_cells(report.rows)
         )
     calibration = (
-        _html_table(
-            ["Exercise", "Prediction", "NLL", "Brier", "ECE"],
-            [
-                [name, label]
-                + [f"{entry['metrics'][prefix + key]:.4f}" for key, _ in CALIBRATION_METRICS]
-                for name, entry in report.calibration.items()
-                for prefix, label in (("", "dropout off"), ("mc_", "MC Dropout average"))
-            ],
-        )
+        _html_table(CALIBRATION_HEADER, _calibration_cells(report.calibration))
         + "<ul>"
         + "".join(
             f"<li><b>{name}</b>: {esc(entry['verdict'])}.</li>"
@@ -550,7 +542,7 @@ def report_html(report: Report, seeds_figure_path) -> str:
     comparison = f"<p>{_code(_comparison_intro(report))}</p>"
     if report.comparison:
         comparison += _html_table(
-            ["Question", "Seed", "Committed", "Now", "Difference", "p-value", "Verdict"],
+            COMPARISON_HEADER,
             [[esc(c) for c in cells] for cells in _comparison_cells(report.comparison)],
         )
     notes = (
