@@ -24,7 +24,7 @@ import yaml
 from keras_exercises.data.datasets import prepare
 from keras_exercises.data.mirror import synthetic_dataset
 from keras_exercises.params import EXERCISES, Params
-from tools.project_copy import ROOT
+from tests.support.project_copy import ROOT
 
 RESULTS = ROOT / "benchmarks" / "results"
 FULL_TRAIN = {"mnist": 60_000, "cifar10": 50_000, "svhn_cropped": 73_257}

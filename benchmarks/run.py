@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 import psutil
 
+from benchmarks.instrument import timing_env
 from keras_exercises.data.mirror import build_mirror
-from keras_exercises.runtime.timing import TIMINGS_ENV
-from tools.project_copy import ROOT, copy_project, set_params
+from tests.support.project_copy import ROOT, copy_project, set_params
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -312,7 +312,7 @@ def main() -> None:
         work = Path(tmp)
         project, mirror, data = benchmark_project(work, args.mirror, args.weights)
         timings = work / "timings.jsonl"
-        env = {**os.environ, TIMINGS_ENV: str(timings)}
+        env = timing_env(timings)
         env.pop("MLFLOW_TRACKING_URI", None)
 
         rounds, baselines = [], []

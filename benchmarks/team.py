@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 from benchmarks.run import RESULTS, benchmark_project
-from tools.project_copy import git
-from tools.services import team_script, team_servers
+from tests.support.project_copy import git
+from tests.support.services import team_script, team_servers
 
 CHANGE = "exercises.ex1.optimizer.learning_rate=0.002"
 

@@ -1,5 +1,6 @@
 """Two revisions' answers side by side, each difference put to a paired test on the same
-test images: McNemar's exact test for accuracies, a paired bootstrap for Q6.3.
+test images: McNemar's exact test for accuracies, a paired bootstrap for the mean
+predictive variance (Q6.3).
 
 A revision is a git commit, branch or tag, or a DVC experiment name, read through DVC's
 file system without checking anything out; None is the workspace.
@@ -16,14 +17,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from keras_exercises.answers import (
-    QUESTIONS,
-    Question,
-    format_difference,
-    format_value,
-    per_sample_values,
-)
 from keras_exercises.params import Statistics
+from keras_exercises.questions import BY_ID, QUESTIONS, Question
 from keras_exercises.runtime.errors import PipelineError
 from keras_exercises.runtime.paths import exercise_output, prepared_data
 from keras_exercises.significance import mcnemar_exact, paired_bootstrap
@@ -82,10 +77,9 @@ class Revision:
         return None
 
     def per_sample(self, question: Question, seed: int) -> np.ndarray | None:
-        """Per test image: whether the answer's prediction is right (accuracies) or the
-        predictive variance (Q6.3)."""
+        """Per test image, what it contributes to the answer (see questions.Kind)."""
         text = self.read(exercise_output(question.exercise, seed, question.samples))
-        return None if text is None else per_sample_values(text, question)
+        return None if text is None else question.kind.per_image(text)
 
     def labels(self, question: Question, seed: int) -> list[str] | None:
         text = self.read(exercise_output(question.exercise, seed, question.samples))
@@ -120,7 +114,7 @@ def compare(a: Revision, b: Revision, statistics: Statistics) -> list[Comparison
 def _compare_one(
     question: Question, seed: int, a: Revision, b: Revision, statistics: Statistics
 ) -> Comparison:
-    test = "paired bootstrap" if question.per_sample == "variance" else "McNemar exact"
+    test = question.kind.paired_test
     values_a, values_b = a.per_sample(question, seed), b.per_sample(question, seed)
     if values_a is None or values_b is None:
         missing = a.label if values_a is None else b.label
@@ -143,12 +137,12 @@ def _compare_one(
             test,
             "different test images: no paired test",
         )
-    if question.per_sample == "variance":
+    if question.kind.is_accuracy:
+        p_value = mcnemar_exact(values_a, values_b)
+    else:
         p_value = paired_bootstrap(
             values_a, values_b, statistics.bootstrap_resamples, statistics.bootstrap_seed
         )
-    else:
-        p_value = mcnemar_exact(values_a, values_b)
     verdict = "beyond noise" if p_value < statistics.significance_level else "within noise"
     return Comparison(question.id, seed, mean_a, mean_b, mean_b - mean_a, p_value, test, verdict)
 
@@ -180,10 +174,10 @@ def comparison_table(
     ]
     for r in rows:
         p = "-" if r.p_value is None else f"{r.p_value:.4f}"
+        kind = BY_ID[r.question].kind
         lines.append(
-            f"{r.question:8} {r.seed:>5} {format_value(r.question, r.a):>9} "
-            f"{format_value(r.question, r.b):>9} {format_difference(r.question, r.difference):>10} "
-            f"{p:>8}  {r.test}: {r.verdict}"
+            f"{r.question:8} {r.seed:>5} {kind.compared(r.a):>9} {kind.compared(r.b):>9} "
+            f"{kind.difference(r.difference):>10} {p:>8}  {r.test}: {r.verdict}"
         )
     return head + "\n" + "\n".join(lines)
 

@@ -12,7 +12,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
 
 from keras_exercises.runtime.errors import PipelineError
 from keras_exercises.runtime.paths import from_project
@@ -33,32 +43,10 @@ Initializer = Literal[
 ]
 
 
-def _rate(value: float) -> float:
-    if not 0 <= value < 1:
-        raise ValueError("must be in [0, 1)")
-    return value
-
-
-def _positive(value: float) -> float:
-    if value <= 0:
-        raise ValueError("must be greater than 0")
-    return value
-
-
-def _at_least(minimum: int):
-    def check(value: int) -> int:
-        if value < minimum:
-            raise ValueError(f"must be at least {minimum}")
-        return value
-
-    return check
-
-
-Rate = Annotated[float, AfterValidator(_rate)]
-Probability = Annotated[float, AfterValidator(_rate), AfterValidator(_positive)]  # in (0, 1)
-PositiveInt = Annotated[int, AfterValidator(_positive)]
-PositiveFloat = Annotated[float, AfterValidator(_positive)]
+Rate = Annotated[float, Field(ge=0, lt=1)]
+Probability = Annotated[float, Field(gt=0, lt=1)]
 Layers = Annotated[list[PositiveInt], Field(min_length=1)]
+HttpUrl = Annotated[str, Field(pattern=r"^https?://")]  # as written: pydantic's own adds a "/"
 
 
 class Section(BaseModel):
@@ -91,7 +79,7 @@ class CnnModel(LayerSettings):
 
 class MobileNetV2Model(LayerSettings):
     kind: Literal["mobilenet_v2"]
-    input_size: Annotated[int, AfterValidator(_at_least(32))]
+    input_size: Annotated[int, Field(ge=32)]
     alpha: Literal[0.35, 0.5, 0.75, 1.0, 1.3, 1.4]
     weights: str | None = Field(
         description='"imagenet" (downloaded by Keras), null (random), or a local .h5 file'
@@ -156,7 +144,7 @@ class Training(Section):
 
 
 class MonteCarlo(Section):
-    passes: Annotated[int, AfterValidator(_at_least(2))]
+    passes: Annotated[int, Field(ge=2)]
     batch_size: PositiveInt
 
 
@@ -196,15 +184,9 @@ class Exercises(Section):
         return self
 
 
-def _http_url(value: str | None) -> str | None:
-    if value is not None and not value.startswith(("http://", "https://")):
-        raise ValueError(f"must be null or an http(s):// URL, got {value!r}")
-    return value
-
-
 class Data(Section):
     mirror: str | None
-    download_url: Annotated[str | None, AfterValidator(_http_url)]
+    download_url: HttpUrl | None
     timeout_seconds: PositiveFloat
     attempts: PositiveInt
 
@@ -212,25 +194,23 @@ class Data(Section):
 def _distinct_seeds(seeds: list[int]) -> list[int]:
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"each seed once, got {seeds}")
-    if any(seed < 0 for seed in seeds):
-        raise ValueError(f"seeds are non-negative integers, got {seeds}")
     return seeds
 
 
 class Statistics(Section):
     confidence_level: Probability  # of every interval
     significance_level: Probability  # below it, a difference is "beyond noise"
-    bootstrap_resamples: Annotated[int, AfterValidator(_at_least(100))]
-    bootstrap_seed: Annotated[int, AfterValidator(_at_least(0))]
-    calibration_bins: Annotated[int, AfterValidator(_at_least(2))]
+    bootstrap_resamples: Annotated[int, Field(ge=100)]
+    bootstrap_seed: NonNegativeInt
+    calibration_bins: Annotated[int, Field(ge=2)]
 
 
 class Params(Section):
     # every training and MC stage runs once per seed (dvc.yaml's matrix); answers are means
-    seeds: Annotated[list[int], Field(min_length=1), AfterValidator(_distinct_seeds)]
+    seeds: Annotated[list[NonNegativeInt], Field(min_length=1), AfterValidator(_distinct_seeds)]
     data: Data
     # where the report's run links open the local store's runs: `mlflow ui` (README) serves it
-    mlflow_ui: Annotated[str, AfterValidator(_http_url)]
+    mlflow_ui: HttpUrl
     statistics: Statistics
     exercises: Exercises
     # The exercise text's own values; the report flags answers computed under others.
@@ -323,27 +303,3 @@ def _message(err: dict) -> str:
     if isinstance(err.get("input"), dict | list):
         return msg
     return f"{msg}, got {err['input']!r}"
-
-
-def exercise_arg(argv: list[str], stage: str, allowed: tuple[str, ...] = EXERCISES) -> str:
-    """The exercise a stage was asked for on its command line."""
-    if len(argv) != 1 or argv[0] not in allowed:
-        raise PipelineError(f"usage: python -m stages.{stage} {{{','.join(allowed)}}}")
-    return argv[0]
-
-
-def seed_arg(value: str, stage: str) -> int:
-    """A seed from a stage's command line: dvc.yaml passes it there, not through params, so
-    adding a seed to `seeds` adds stages without rerunning the other seeds' ones."""
-    if not value.isdigit():
-        raise PipelineError(f"python -m stages.{stage}: the seed must be an integer, got {value!r}")
-    return int(value)
-
-
-def exercise_seed_args(
-    argv: list[str], stage: str, allowed: tuple[str, ...] = EXERCISES
-) -> tuple[str, int]:
-    """`<exercise> <seed>` from a stage's command line."""
-    if len(argv) != 2 or argv[0] not in allowed:
-        raise PipelineError(f"usage: python -m stages.{stage} {{{','.join(allowed)}}} <seed>")
-    return argv[0], seed_arg(argv[1], stage)

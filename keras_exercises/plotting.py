@@ -89,22 +89,22 @@ def reliability_figure(off: list[dict], mc: list[dict], metrics: dict, title: st
     return fig
 
 
-def seeds_figure(rows: list[dict], confidence: float):
+def seeds_figure(answers: list, confidence: float):
     """Every seed's answer per question as dots, the mean and its interval as a bar; the
     accuracies on one axis, Q6.3's variance on its own."""
     plt = _pyplot()
-    accuracy_rows = [r for r in rows if r["question"].id != "Q6.3"]
-    variance_rows = [r for r in rows if r["question"].id == "Q6.3"]
+    accuracy_rows = [a for a in answers if a.question.kind.is_accuracy]
+    variance_rows = [a for a in answers if not a.question.kind.is_accuracy]
     fig, (ax_acc, ax_var) = plt.subplots(
         1, 2, figsize=(11, 4.5), gridspec_kw={"width_ratios": [len(accuracy_rows), 1.6]}
     )
     for ax, group in ((ax_acc, accuracy_rows), (ax_var, variance_rows)):
         for x, row in enumerate(group):
-            values = list(row["seeds"].values())
+            values = list(row.seeds.values())
             ax.errorbar(
                 x,
-                row["mean"],
-                yerr=[[row["mean"] - row["low"]], [row["high"] - row["mean"]]],
+                row.mean,
+                yerr=[[row.mean - row.low], [row.high - row.mean]],
                 fmt="_",
                 markersize=18,
                 color="black",
@@ -112,12 +112,12 @@ def seeds_figure(rows: list[dict], confidence: float):
             )
             offsets = np.linspace(-0.15, 0.15, len(values)) if len(values) > 1 else [0.0]
             ax.scatter(x + np.asarray(offsets), values, color="tab:blue", s=18, zorder=3)
-        ax.set_xticks(range(len(group)), [r["question"].id for r in group])
+        ax.set_xticks(range(len(group)), [r.question.id for r in group])
         ax.set_xlim(-0.6, len(group) - 0.4)
         ax.grid(axis="y", alpha=0.3)
     ax_acc.set_ylabel("accuracy")
     ax_var.set_ylabel("mean predictive variance")
-    seeds = len(rows[0]["seeds"])
+    seeds = len(answers[0].seeds)
     fig.suptitle(
         f"Answers over {seeds} seed{'s' if seeds > 1 else ''}: dots per seed, "
         f"bar = mean and its {confidence:.0%} interval"

@@ -15,13 +15,15 @@ from __future__ import annotations
 import numpy as np
 
 from keras_exercises.data.datasets import load_arrays, save_arrays
-from keras_exercises.params import exercise_seed_args, load_params
+from keras_exercises.params import load_params
 from keras_exercises.runtime.errors import run_stage
 from keras_exercises.runtime.paths import embeddings, prepared_data
+from keras_exercises.runtime.stage_args import stage_args
 
 
 def main(argv: list[str]) -> None:
-    name, base_seed = exercise_seed_args(argv, "embed", ("ex4",))
+    args = stage_args(argv, "embed", item=("ex4",), seed=True)
+    name, base_seed = args.item, args.seed
     params = load_params()
     ex = getattr(params.exercises, name)
     data = load_arrays(prepared_data(name), f"prepare@{name}")

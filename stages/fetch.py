@@ -7,14 +7,13 @@ from keras_exercises.data.downloads import download_arrays
 from keras_exercises.data.mirror import read_mirror
 from keras_exercises.params import load_params
 from keras_exercises.runtime.atomic import write_json
-from keras_exercises.runtime.errors import PipelineError, run_stage
+from keras_exercises.runtime.errors import run_stage
 from keras_exercises.runtime.paths import from_project, raw_data, raw_provenance
+from keras_exercises.runtime.stage_args import stage_args
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) != 1 or argv[0] not in IMAGE_SHAPES:
-        raise PipelineError(f"usage: python -m stages.fetch {{{','.join(IMAGE_SHAPES)}}}")
-    dataset = argv[0]
+    dataset = stage_args(argv, "fetch", item=IMAGE_SHAPES).item
     data = load_params().data
     mirror = data.mirror
     if mirror:

@@ -3,13 +3,14 @@ exercises 3 and 6, for the models trained with one seed."""
 
 from __future__ import annotations
 
-from keras_exercises import tracking
 from keras_exercises.data.datasets import load_arrays
-from keras_exercises.params import MC_EXERCISES, load_params, seed_arg
+from keras_exercises.params import MC_EXERCISES, load_params
 from keras_exercises.plot_data import mc_predictions_csv, reliability_csv
 from keras_exercises.runtime.atomic import read_json, write_json, write_text
-from keras_exercises.runtime.errors import PipelineError, run_stage
+from keras_exercises.runtime.errors import run_stage
 from keras_exercises.runtime.paths import exercise_output, prepared_data
+from keras_exercises.runtime.stage_args import stage_args
+from keras_exercises.tracking import store, training_run
 
 
 def evaluate_exercise(params, name: str, seed: int) -> None:
@@ -51,8 +52,8 @@ def evaluate_exercise(params, name: str, seed: int) -> None:
     reliability = reliability_figure(
         off_bins, mc_bins, metrics, f"{name}, seed {seed}: reliability ({bins} bins)"
     )
-    with tracking.store_failures_reported():
-        tracking.log_mc_evaluation(
+    with store.store_failures_reported():
+        training_run.log_mc_evaluation(
             run_id, metrics, {"mc_variance.png": histogram, "reliability.png": reliability}
         )
 
@@ -75,18 +76,10 @@ def evaluate_exercise(params, name: str, seed: int) -> None:
 def main(argv: list[str]) -> None:
     """Every exercise that asks for MC Dropout, or those named after the seed: one process
     for all, as importing TensorFlow and MLflow costs more than the passes themselves."""
-    if not argv:
-        raise PipelineError(
-            f"usage: python -m stages.mc_evaluate <seed> [{' '.join(MC_EXERCISES)}]"
-        )
-    seed = seed_arg(argv[0], "mc_evaluate")
-    names = argv[1:] or list(MC_EXERCISES)
-    if not set(names) <= set(MC_EXERCISES):
-        raise PipelineError(
-            f"usage: python -m stages.mc_evaluate <seed> [{' '.join(MC_EXERCISES)}]"
-        )
+    args = stage_args(argv, "mc_evaluate", seed=True, optional_items=MC_EXERCISES)
+    seed, names = args.seed, args.items or list(MC_EXERCISES)
     params = load_params()
-    tracking.connect()
+    store.connect()
     for name in names:
         evaluate_exercise(params, name, seed)
 

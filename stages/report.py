@@ -4,37 +4,36 @@ each MLflow run gets the answers it gave, with their intervals."""
 
 from __future__ import annotations
 
-from keras_exercises import tracking
 from keras_exercises.answers import (
-    Report,
     answers_json,
-    answers_markdown,
     build_answers,
     calibration_summary,
     describe_sources,
     deviations,
     intervals_json,
-    links_note,
-    report_html,
-    run_descriptions,
 )
 from keras_exercises.comparison import last_commit_comparison
 from keras_exercises.data.datasets import IMAGE_SHAPES
 from keras_exercises.params import load_params
 from keras_exercises.plotting import save_figure, seeds_figure
+from keras_exercises.report_pages import Report, answers_markdown, report_html
 from keras_exercises.runtime.atomic import read_json, write_json, write_text
 from keras_exercises.runtime.errors import run_stage
 from keras_exercises.runtime.paths import REPORTS, raw_provenance
+from keras_exercises.runtime.stage_args import stage_args
+from keras_exercises.tracking import links, report_runs, store
 
 
 def main(argv: list[str]) -> None:
+    stage_args(argv, "report")
     params = load_params()
-    tracking.connect()
-    rows = build_answers(params)
+    store.connect()
+    answers = build_answers(params)
     sources = {name: read_json(raw_provenance(name)) for name in IMAGE_SHAPES}
     comparison, compared_with = last_commit_comparison(params.statistics)
+    first_run = next(iter(answers[0].runs.values()))
     report = Report(
-        rows=rows,
+        answers=answers,
         flags=deviations(params, sources),
         data_source=describe_sources(sources),
         calibration=calibration_summary(params),
@@ -42,16 +41,17 @@ def main(argv: list[str]) -> None:
         seeds=params.seeds,
         comparison=comparison,
         compared_with=compared_with,
-        links=links_note(rows, params.mlflow_ui),
+        links=links.links_note(first_run.get("tracking_uri") or "", params.mlflow_ui),
     )
     markdown = answers_markdown(report)
-    with tracking.store_failures_reported():
-        tracking.log_answers(rows, run_descriptions(rows, params.statistics.confidence_level))
-    save_figure(seeds_figure(rows, params.statistics.confidence_level), REPORTS / "seeds.png")
+    descriptions = report_runs.run_descriptions(answers, params.statistics.confidence_level)
+    with store.store_failures_reported():
+        report_runs.log_answers(answers, descriptions)
+    save_figure(seeds_figure(answers, params.statistics.confidence_level), REPORTS / "seeds.png")
     write_text(REPORTS / "report.html", report_html(report, REPORTS / "seeds.png"))
     write_text(REPORTS / "answers.md", markdown)
-    write_json(REPORTS / "intervals.json", intervals_json(rows))
-    write_json(REPORTS / "answers.json", answers_json(rows))
+    write_json(REPORTS / "intervals.json", intervals_json(answers))
+    write_json(REPORTS / "answers.json", answers_json(answers))
     print(markdown)
 
 

@@ -3,17 +3,19 @@ seed, evaluate it, log one MLflow run."""
 
 from __future__ import annotations
 
-from keras_exercises import tracking
 from keras_exercises.data.datasets import load_arrays
-from keras_exercises.params import exercise_seed_args, load_params
+from keras_exercises.params import EXERCISES, load_params
 from keras_exercises.plot_data import history_csv, predictions_csv
 from keras_exercises.runtime.atomic import atomic_path, write_json, write_text
 from keras_exercises.runtime.errors import run_stage
 from keras_exercises.runtime.paths import embeddings, exercise_output, prepared_data
+from keras_exercises.runtime.stage_args import stage_args
+from keras_exercises.tracking import links, orphans, store, training_run
 
 
 def main(argv: list[str]) -> None:
-    name, seed = exercise_seed_args(argv, "train")
+    args = stage_args(argv, "train", item=EXERCISES, seed=True)
+    name, seed = args.item, args.seed
     params = load_params()
     ex = getattr(params.exercises, name)
     data = load_arrays(prepared_data(name), f"prepare@{name}")
@@ -22,8 +24,8 @@ def main(argv: list[str]) -> None:
         stored = load_arrays(embeddings(name), f"embed@{name}")
         cached = {"train": stored["train"], "test": stored["test"]}
         base_seed = int(stored["base_seed"])
-    experiment_id = tracking.connect()
-    for run_id in tracking.end_orphaned_runs(experiment_id):
+    experiment_id = store.connect()
+    for run_id in orphans.end_orphaned_runs(experiment_id):
         print(f"MLflow run {run_id} was still RUNNING though its process is gone: now KILLED")
 
     import mlflow
@@ -36,15 +38,12 @@ def main(argv: list[str]) -> None:
     # the base the embeddings came from, then this seed for everything after it
     set_seed(base_seed)
     with (
-        tracking.store_failures_reported(),
+        store.store_failures_reported(),
         mlflow.start_run(
             experiment_id=experiment_id,
-            run_name=tracking.run_name(name, seed),
-            tags=tracking.run_tags(seed),
-            description=(
-                f"Exercise {name} ({ex.dataset}, {ex.n_train} training and {ex.n_test} test "
-                f"images), seed {seed}. The report stage adds the answers this run gives."
-            ),
+            run_name=training_run.run_name(name, seed),
+            tags=training_run.run_tags(seed),
+            description=training_run.run_description(name, ex.dataset, ex.n_train, ex.n_test, seed),
         ) as run,
     ):
         result = train_exercise(ex, data, cached, head_seed=seed if base_seed != seed else None)
@@ -62,7 +61,7 @@ def main(argv: list[str]) -> None:
             "epochs_run": len(result.history["loss"]),
             "best_epoch": result.best_epoch,
         }
-        version = tracking.log_training(
+        version = training_run.log_training(
             params, name, seed, prepared_data(name), result, metrics, figure, data["x_test"][:4]
         )
 
@@ -84,8 +83,8 @@ def main(argv: list[str]) -> None:
             "model_version": version,
         },
     )
-    page = tracking.run_page(  # printed only: mlflow_ui is not one of this stage's params
-        tracking.ui_address(mlflow.get_tracking_uri(), params.mlflow_ui),
+    page = links.run_page(  # printed only: mlflow_ui is not one of this stage's params
+        links.ui_address(mlflow.get_tracking_uri(), params.mlflow_ui),
         experiment_id,
         run.info.run_id,
     )

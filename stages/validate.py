@@ -12,9 +12,11 @@ from keras_exercises.params import PARAMS_FILE, load_params
 from keras_exercises.runtime.atomic import write_text
 from keras_exercises.runtime.errors import run_stage
 from keras_exercises.runtime.paths import PARAMS_CHECK
+from keras_exercises.runtime.stage_args import stage_args
 
 
 def main(argv: list[str]) -> None:
+    stage_args(argv, "validate")
     load_params()
     write_text(PARAMS_CHECK, f"{PARAMS_FILE} is valid\n")
 

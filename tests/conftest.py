@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from keras_exercises.data.mirror import build_mirror
-from tools.project_copy import ROOT, copy_project, git
+from tests.support.project_copy import ROOT, copy_project, git
 
 
 def shrink(params: dict, mirror: str | None) -> dict:

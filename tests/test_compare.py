@@ -9,7 +9,7 @@ import pytest
 
 from keras_exercises.plot_data import predictions_csv
 from tests.conftest import ROOT
-from tools.project_copy import git
+from tests.support.project_copy import git
 
 
 def write_predictions(project, exercise: str, actual: list[int], predicted: list[int]) -> None:

@@ -9,7 +9,7 @@ import pytest
 from keras_exercises.data import downloads
 from keras_exercises.data.downloads import RemoteFile, fetch_file
 from keras_exercises.runtime.errors import PipelineError
-from tests.http_fixtures import FileServer, cifar10_tar_gz, mnist_npz, svhn_mat
+from tests.support.http_fixtures import FileServer, cifar10_tar_gz, mnist_npz, svhn_mat
 
 
 @pytest.fixture(autouse=True)

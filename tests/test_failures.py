@@ -47,7 +47,8 @@ def test_bad_param_stops_every_stage_before_it_touches_anything(project, small_p
     done = run_stage(project, *stage)
     assert done.returncode == 2
     assert done.stderr.strip() == (
-        "error: invalid params.yaml: exercises.ex3.model.dropout: must be in [0, 1), got 1.5"
+        "error: invalid params.yaml: exercises.ex3.model.dropout: input should be less than 1, "
+        "got 1.5"
     )
     assert files_under(project) == before  # no output, no mlruns/ store, no run
 
@@ -57,14 +58,20 @@ def test_bad_param_stops_every_stage_before_it_touches_anything(project, small_p
     [
         (
             ["stages.train", "ex7", "42"],
-            "usage: python -m stages.train {ex1,ex2,ex3,ex4,ex5,ex6} <seed>",
+            "argument item: invalid choice: 'ex7' (choose from 'ex1', 'ex2', 'ex3', 'ex4', "
+            "'ex5', 'ex6'); usage: python -m stages.train {ex1,ex2,ex3,ex4,ex5,ex6} SEED",
         ),
-        (["stages.train", "ex1"], "usage: python -m stages.train {ex1,ex2,ex3,ex4,ex5,ex6} <seed>"),
-        (["stages.train", "ex1", "x"], "stages.train: the seed must be an integer, got 'x'"),
+        (["stages.train", "ex1"], "the following arguments are required: SEED"),
+        (
+            ["stages.train", "ex1", "x"],
+            "argument SEED: the seed must be a non-negative integer, got 'x'",
+        ),
         (
             ["stages.mc_evaluate", "42", "ex1"],
-            "usage: python -m stages.mc_evaluate <seed> [ex3 ex6]",
+            "invalid choice: 'ex1' (choose from ex3, ex6); "
+            "usage: python -m stages.mc_evaluate SEED [{ex3,ex6} ...]",
         ),
+        (["stages.report", "extra"], "unrecognized arguments: extra"),
     ],
 )
 def test_unknown_exercise_on_the_command_line(project, stage, usage):
@@ -100,10 +107,11 @@ def test_truncated_model_is_refused_with_a_fix(tmp_path):
         load_model(broken)
 
 
-def test_readme_mlflow_ui_command_binds_to_loopback():
-    readme = (ROOT / "README.md").read_text()
-    commands = [line for line in readme.splitlines() if line.startswith("mlflow ui")]
-    assert commands and all("--host 127.0.0.1" in line for line in commands)
+def test_every_mlflow_ui_command_in_the_docs_binds_to_loopback():
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    lines = [line for page in pages for line in page.read_text().splitlines()]
+    commands = [line for line in lines if line.startswith("mlflow ui")]
+    assert len(commands) >= 2 and all("--host 127.0.0.1" in line for line in commands)
 
 
 def test_the_restore_hint_says_where_the_previous_results_are(tmp_path, monkeypatch):

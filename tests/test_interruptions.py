@@ -48,8 +48,8 @@ def kill_at_epoch_3(command: list[str], project, sig: int, stage_only: bool = Fa
     return at_epoch_3(command, project, env, signal_it)
 
 
-def test_killed_training_never_leaves_half_an_output(project, small_params):
-    dvc(project, "repro", "train@ex1-42")
+def test_killed_training_never_leaves_half_an_output(finished, small_params):
+    project = finished
     before = outputs(project)
     small_params["exercises"]["ex1"]["training"]["epochs"] = 40
     small_params["exercises"]["ex1"]["training"]["early_stopping"] = None
@@ -86,10 +86,10 @@ def test_killed_training_never_leaves_half_an_output(project, small_params):
     assert "was gone when the next training run started" in ended.data.tags["killed_because"]
 
     # the stage alone killed outright under `dvc repro` (out of memory, say): nothing can
-    # print, and the command the README names brings the outputs back
+    # print, and the command the docs name brings the outputs back
     kill_at_epoch_3(["dvc", "repro", "train@ex1-42"], project, signal.SIGKILL, stage_only=True)
-    readme = (ROOT / "README.md").read_text()
-    assert "`dvc checkout --force <stage>`" in readme
+    docs = (ROOT / "docs" / "troubleshooting.md").read_text()
+    assert "`dvc checkout --force <stage>`" in docs
     dvc(project, "checkout", "--force", "train@ex1-42")
     assert outputs(project) == before
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from tools.project_copy import ROOT
+from tests.support.project_copy import ROOT
 
 # Where and how outputs are written, and what is recorded about the process (its device,
 # its timing), never what the outputs hold: a change here reruns nothing.
@@ -19,8 +19,10 @@ WRITE_ONLY = {
     "keras_exercises/runtime/errors.py",
     "keras_exercises/runtime/paths.py",
     "keras_exercises/runtime/progress.py",  # prints how far long work has got
-    "keras_exercises/runtime/timing.py",
+    "keras_exercises/runtime/stage_args.py",  # reads the command line dvc.yaml gives
 }
+# what report_pages.py renders: a change to a template reruns the report
+TEMPLATES = "keras_exercises/templates"
 
 
 def module_file(name: str) -> str | None:
@@ -84,6 +86,8 @@ def test_each_stage_lists_the_library_code_that_decides_its_outputs():
         assert needed == set(body["deps"]) & needed, (name, sorted(needed - set(body["deps"])))
         listed_code = {d for d in body["deps"] if d.endswith(".py")}
         assert listed_code <= needed, (name, sorted(listed_code - needed))
+        renders = "keras_exercises/report_pages.py" in needed
+        assert renders == (TEMPLATES in body["deps"]), name
 
 
 def test_library_has_no_stage_and_no_stray_store():

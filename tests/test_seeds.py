@@ -8,7 +8,7 @@ import subprocess
 import mlflow
 import pytest
 
-from keras_exercises.answers import QUESTIONS
+from keras_exercises.questions import QUESTIONS
 from tests.conftest import dvc
 
 pytestmark = pytest.mark.slow

@@ -1,4 +1,5 @@
-"""The timing record each stage writes for benchmarks/ measures the stage's own process."""
+"""The benchmark's instrument (benchmarks/instrument, a sitecustomize outside the stages'
+code) records each stage process's wall time, start-up and imports."""
 
 import json
 import os
@@ -7,7 +8,8 @@ import sys
 import textwrap
 import time
 
-from keras_exercises.runtime.timing import TIMINGS_ENV, ImportClock
+from benchmarks.instrument import timing_env
+from benchmarks.instrument.sitecustomize import ImportClock
 
 
 def run_with_timings(command: list[str], cwd, timings) -> float:
@@ -15,7 +17,7 @@ def run_with_timings(command: list[str], cwd, timings) -> float:
     subprocess.run(
         command,
         cwd=cwd,
-        env={**os.environ, TIMINGS_ENV: str(timings)},
+        env=timing_env(timings),
         check=True,
         capture_output=True,
         timeout=120,
@@ -80,3 +82,17 @@ def test_the_import_clock_times_the_outermost_first_import_only(tmp_path, monkey
 
     assert 0.5 <= clock.seconds["outer"] < 2
     assert clock.seconds["inner"] == 0  # counted within slow_outer, where it was imported
+
+
+def test_a_process_that_is_not_a_stage_writes_no_record(tmp_path):
+    timings = tmp_path / "timings.jsonl"
+    run_with_timings([sys.executable, "-c", "import json"], tmp_path, timings)
+    assert not timings.exists()
+
+
+def test_without_the_instrument_stages_patch_no_import(project):
+    code = "import builtins, stages.validate; print(type(builtins.__import__).__name__)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=project, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "builtin_function_or_method"  # not a Python wrapper

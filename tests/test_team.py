@@ -1,7 +1,7 @@
 """Working as a team, for real on 127.0.0.1: `mlflow server` on PostgreSQL with artifacts
 proxied to S3 (moto's server), a DVC remote on the same endpoint, and two clones of one
 bare git repository standing for two machines, each with its own DVC cache. Every command
-a user types comes from tools/team.sh, the script the README shows."""
+a user types comes from tools/team.sh, the script docs/team.md shows."""
 
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ from tests.conftest import (
     user_files,
     wait_for_queue,
 )
-from tools.project_copy import ROOT, copy_project, git, set_params
-from tools.services import TEAM_SCRIPT, team_script, team_servers
+from tests.support.project_copy import ROOT, copy_project, git, set_params
+from tests.support.services import TEAM_SCRIPT, team_script, team_servers
 
 pytestmark = pytest.mark.slow
 
@@ -64,9 +64,9 @@ def machines(team, tmp_path_factory, real_params, tiny_mirror):
     return a, b
 
 
-def test_readme_shows_the_team_script_as_it_is():
-    readme = (ROOT / "README.md").read_text()
-    assert f"```bash\n{TEAM_SCRIPT.read_text()}```" in readme
+def test_the_docs_show_the_team_script_as_it_is():
+    docs = (ROOT / "docs" / "team.md").read_text()
+    assert f"```bash\n{TEAM_SCRIPT.read_text()}```" in docs
 
 
 def test_a_teammate_gets_every_output_without_training(team, machines, tmp_path):

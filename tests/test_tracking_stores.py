@@ -9,7 +9,7 @@ import mlflow
 import pytest
 
 from tests.conftest import dvc, wait_for_queue
-from tools.services import free_port, stop, wait_until_up
+from tests.support.services import free_port, stop, wait_until_up
 
 pytestmark = pytest.mark.slow
 

@@ -11,8 +11,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from keras_exercises.runtime.timing import stage_timing
-
 
 class PipelineError(Exception):
     """A problem the user can fix; its message names the problem and the fix."""
@@ -34,8 +32,7 @@ def run_stage(main: Callable[[list[str]], None]) -> None:
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
     try:
-        with stage_timing():
-            main(sys.argv[1:])
+        main(sys.argv[1:])
     except PipelineError as exc:
         hint = restore_hint()
         print(f"error: {str(exc).rstrip('.') + '.' if hint else exc}{hint}", file=sys.stderr)

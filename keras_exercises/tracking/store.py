@@ -1,0 +1,98 @@
+"""The MLflow tracking store: the local one under mlruns/ or a server, checked before any
+work, and one message when it fails midway."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from filelock import FileLock
+
+from keras_exercises.runtime.errors import PipelineError
+from keras_exercises.runtime.paths import project_root
+
+EXPERIMENT = "keras-exercises"
+STORE_DIR = "mlruns"
+# MLflow 3's UI opens an experiment on its GenAI pages unless told it holds model training
+KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
+
+
+def default_store() -> tuple[str, str]:
+    """(tracking URI, artifact location) of the local store under mlruns/, absolute.
+
+    timeout: parallel experiments (`dvc queue start --jobs 2`) write to one SQLite file;
+    a writer waits up to a minute for the lock instead of failing with "database is locked".
+    """
+    store = project_root() / STORE_DIR
+    store.mkdir(exist_ok=True)
+    return f"sqlite:///{store / 'mlflow.db'}?timeout=60", (store / "artifacts").as_uri()
+
+
+def connect() -> str:
+    """Point MLflow at the store and make sure it answers; return the experiment id.
+
+    Runs before any training so an unreachable server costs seconds, not a training run.
+    """
+    import mlflow
+
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    artifact_location = None
+    if not uri:
+        uri, artifact_location = default_store()
+    if uri.startswith(("http://", "https://")):
+        # MLflow's default is minutes of retries; a dead server should fail in seconds
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    mlflow.set_tracking_uri(uri)
+    try:
+        if artifact_location is None:
+            return _get_or_create_experiment(None)
+        # Creating the database and the experiment is not safe to race: parallel stages
+        # take turns through a lock file beside the store.
+        with FileLock(project_root() / STORE_DIR / ".lock", timeout=120):
+            return _get_or_create_experiment(artifact_location)
+    except Exception as exc:
+        raise PipelineError(
+            f"cannot use the MLflow tracking store at {uri} ({summary(exc)}). Start the "
+            "server it names, fix MLFLOW_TRACKING_URI, or unset it to use the local store "
+            "under mlruns/."
+        ) from None
+
+
+def summary(exc: Exception) -> str:
+    """An exception's type and first line: MLflow's messages run to whole tracebacks."""
+    lines = str(exc).splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
+
+
+@contextmanager
+def store_failures_reported() -> Iterator[None]:
+    """Around a stage's MLflow work after connect(): the store failing midway (its server
+    or database gone) ends the stage with one message instead of a traceback."""
+    import mlflow
+    import requests
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except (MlflowException, requests.exceptions.RequestException) as exc:
+        raise PipelineError(
+            f"lost the MLflow tracking store at {mlflow.get_tracking_uri()} midway "
+            f"({summary(exc)}). "
+            "Make sure its server and database are up, then rerun `dvc repro`; the run it "
+            "leaves RUNNING is marked KILLED by the next training run."
+        ) from None
+
+
+def _get_or_create_experiment(artifact_location: str | None) -> str:
+    import mlflow
+
+    experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+    if experiment is None:
+        return mlflow.create_experiment(
+            EXPERIMENT, artifact_location=artifact_location, tags={KIND_TAG: KIND}
+        )
+    if experiment.tags.get(KIND_TAG) != KIND:  # an experiment made before the tag existed
+        mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, KIND_TAG, KIND)
+    return experiment.experiment_id

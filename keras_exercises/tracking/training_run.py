@@ -1,0 +1,122 @@
+"""What one training run is called and logs: params, curves, test metrics, the figure and
+the model, registered as a new version; and what MC Dropout adds to it later."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from keras_exercises.tracking.dataset_inputs import log_datasets
+from keras_exercises.tracking.orphans import PROCESS_TAG, this_process
+
+REGISTERED_MODEL = "keras-exercises-{exercise}"
+
+
+def run_name(exercise: str, seed: int) -> str:
+    """`ex1 seed 42`, plus the DVC experiment it belongs to: `ex1 seed 42 (lr-0.01)`."""
+    experiment = os.environ.get("DVC_EXP_NAME")
+    return f"{exercise} seed {seed}" + (f" ({experiment})" if experiment else "")
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.stdout.strip()
+
+
+def run_tags(seed: int) -> dict[str, str]:
+    """The tags MLflow doesn't set itself (it sets the git commit, source and user)."""
+    from keras_exercises.runtime.device import training_device
+
+    tags = {
+        "dvc_stage": os.environ.get("DVC_STAGE", "run by hand"),
+        "seed": str(seed),
+        "device": training_device(),
+        PROCESS_TAG: this_process(),
+    }
+    if os.environ.get("DVC_EXP_NAME"):
+        tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
+    return tags
+
+
+def run_description(exercise: str, dataset: str, n_train: int, n_test: int, seed: int) -> str:
+    return (
+        f"Exercise {exercise} ({dataset}, {n_train} training and {n_test} test "
+        f"images), seed {seed}. The report stage adds the answers this run gives."
+    )
+
+
+def log_training(
+    params, exercise: str, seed: int, data_file: Path, result, metrics: dict, figure, example
+) -> str:
+    """Log params, datasets, per-epoch curves, test metrics, the figure and the model to the
+    active run, and register the model as a new version; return that version."""
+    import keras
+    import mlflow
+    import tensorflow as tf
+    from mlflow.entities import Metric
+
+    from keras_exercises.params import flatten
+
+    ex = getattr(params.exercises, exercise)
+    logged = {"seed": seed, "data.mirror": params.data.mirror, **flatten(ex.model_dump())}
+    mlflow.log_params(logged)
+    digest = log_datasets(ex, exercise, data_file)
+    now = int(time.time() * 1000)
+    curves = [
+        Metric(key, value, now, epoch)
+        for key, values in result.history.items()
+        for epoch, value in enumerate(values, start=1)
+    ]
+    # the client splits a batch into MLflow's per-request limits itself
+    mlflow.MlflowClient().log_batch(mlflow.active_run().info.run_id, metrics=curves)
+    mlflow.log_metrics(metrics)
+    mlflow.log_figure(figure, "evaluation.png")
+    # the example is the first test images, whose probabilities are already at hand
+    signature = mlflow.models.infer_signature(example, result.test_probabilities[: len(example)])
+    model_name = REGISTERED_MODEL.format(exercise=exercise)
+    info = mlflow.keras.log_model(
+        result.model,
+        name="model",
+        signature=signature,
+        # listing them skips MLflow's slow requirement inference (a subprocess per model)
+        pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"],
+        registered_model_name=model_name,
+    )
+    version = str(info.registered_model_version)
+    version_tags = {
+        "seed": seed,
+        "dataset": ex.dataset,
+        "n_train": ex.n_train,
+        "n_test": ex.n_test,
+        "data_digest": digest,
+        "epochs": ex.training.epochs,
+        "optimizer": ex.optimizer.name,
+        "learning_rate": ex.optimizer.learning_rate,
+        "test_accuracy": f"{metrics['test_accuracy']:.4f}",
+        "run_name": run_name(exercise, seed),
+        "git_commit": git_commit() or "unknown",
+    }
+    client = mlflow.MlflowClient()
+    for key, value in version_tags.items():
+        client.set_model_version_tag(model_name, version, key, str(value))
+    return version
+
+
+def log_mc_evaluation(run_id: str, metrics: dict, figures: dict) -> None:
+    """Add the MC Dropout results to the exercise's training run. Through the client, not
+    by reopening the run: that would mark it RUNNING until this process ends."""
+    import mlflow
+    from mlflow.entities import Metric
+
+    client = mlflow.MlflowClient()
+    now = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
+    for artifact, figure in figures.items():
+        client.log_figure(run_id, figure, artifact)

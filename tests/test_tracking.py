@@ -1,0 +1,158 @@
+"""The tracking modules against a real local MLflow store in a temporary project: the store
+and its errors, UI addresses, runs of dead processes, dataset inputs, what the report
+writes on runs. (Training runs through DVC: test_pipeline; servers: test_tracking_stores.)"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+from keras_exercises.questions import BY_ID
+from keras_exercises.runtime.errors import PipelineError
+from keras_exercises.tracking import dataset_inputs, links, orphans, report_runs, store
+from keras_exercises.tracking.training_run import REGISTERED_MODEL, run_name, run_tags
+from tests.support.services import free_port
+
+
+@pytest.fixture(scope="module")
+def project_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("project")
+
+
+@pytest.fixture(scope="module")
+def local_store(project_dir):
+    """A project folder whose MLflow store is the local one, connected; one for the module,
+    as making a store's schema takes seconds."""
+    import mlflow
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(project_dir)
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        patch.delenv("DVC_ROOT", raising=False)
+        experiment_id = store.connect()
+        yield experiment_id, mlflow.MlflowClient()
+        mlflow.set_tracking_uri(None)
+
+
+def test_connect_makes_the_store_and_tags_the_experiment_once(local_store, project_dir):
+    experiment_id, client = local_store
+    assert (project_dir / "mlruns" / "mlflow.db").is_file()
+    experiment = client.get_experiment(experiment_id)
+    assert experiment.name == store.EXPERIMENT
+    assert experiment.tags[store.KIND_TAG] == store.KIND
+    assert experiment.artifact_location == (project_dir / "mlruns" / "artifacts").as_uri()
+    assert store.connect() == experiment_id  # found, not made again
+
+
+def test_an_unreachable_server_is_one_message_with_the_fix(local_store, monkeypatch):
+    uri = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    with pytest.raises(PipelineError) as caught:
+        store.connect()
+    message = str(caught.value)
+    assert message.startswith(f"cannot use the MLflow tracking store at {uri} (")
+    assert "unset it to use the local store under mlruns/" in message
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    store.connect()  # back to the module's store
+
+
+def test_a_store_lost_midway_is_one_message(local_store):
+    from mlflow.exceptions import MlflowException
+
+    lost = pytest.raises(PipelineError, match="lost the MLflow tracking store at .* midway")
+    with lost, store.store_failures_reported():
+        raise MlflowException("RESOURCE_DOES_NOT_EXIST: gone\nand a long traceback")
+
+
+def test_addresses_open_the_model_training_view():
+    page = links.run_page("http://127.0.0.1:5000/", "1", "abc")
+    assert page == "http://127.0.0.1:5000/#/experiments/1/runs/abc?workflowType=machine_learning"
+    assert links.ui_address("sqlite:///x/mlflow.db", "http://127.0.0.1:5000") == (
+        "http://127.0.0.1:5000"
+    )
+    assert links.ui_address("https://mlflow.example", "http://127.0.0.1:5000") == (
+        "https://mlflow.example"
+    )
+    assert links.links_note("https://mlflow.example", "http://127.0.0.1:5000") == (
+        "Run links open the tracking server https://mlflow.example."
+    )
+    assert "--port 5001`." in links.links_note("sqlite:///m.db", "http://127.0.0.1:5001")
+
+
+def test_a_run_whose_process_is_gone_is_ended_as_killed(local_store):
+    experiment_id, client = local_store
+    dead = subprocess.Popen([sys.executable, "-c", "import os; print(os.getpid())"])
+    dead.wait()
+    import psutil
+
+    alive = orphans.this_process()
+    host = alive.split(":")[0]
+    orphan = client.create_run(experiment_id, tags={orphans.PROCESS_TAG: f"{host}:{dead.pid}:1"})
+    mine = client.create_run(experiment_id, tags={orphans.PROCESS_TAG: alive})
+    elsewhere = client.create_run(experiment_id, tags={orphans.PROCESS_TAG: "other-host:1:1"})
+    assert psutil.pid_exists(int(alive.split(":")[1]))
+
+    assert orphans.end_orphaned_runs(experiment_id) == [orphan.info.run_id]
+    ended = client.get_run(orphan.info.run_id)
+    assert ended.info.status == "KILLED" and "was gone" in ended.data.tags["killed_because"]
+    for run in (mine, elsewhere):  # alive, or on a machine this one cannot see
+        assert client.get_run(run.info.run_id).info.status == "RUNNING"
+
+
+def test_run_names_and_tags_say_stage_seed_and_experiment(monkeypatch):
+    monkeypatch.setenv("DVC_EXP_NAME", "lr-0.01")
+    monkeypatch.setenv("DVC_STAGE", "train@ex1-42")
+    assert run_name("ex1", 42) == "ex1 seed 42 (lr-0.01)"
+    tags = run_tags(42)
+    assert tags["dvc_stage"] == "train@ex1-42" and tags["dvc_experiment"] == "lr-0.01"
+    assert tags["seed"] == "42" and tags["device"] == "CPU"
+    assert "git_commit" not in tags  # MLflow sets mlflow.source.git.commit itself
+
+
+def test_datasets_carry_the_dvc_hash_and_path(local_store, tmp_path):
+    import mlflow
+
+    experiment_id, client = local_store
+    data = tmp_path / "ex1.npz"
+    data.write_bytes(b"prepared images")
+    ex = SimpleNamespace(dataset="mnist", n_train=40, n_test=20)
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        digest = dataset_inputs.log_datasets(ex, "ex1", data)
+    assert digest == dataset_inputs.file_digest(data)
+    inputs = client.get_run(run.info.run_id).inputs.dataset_inputs
+    names = sorted(i.dataset.name for i in inputs)
+    assert names == ["mnist test, 20 images (ex1)", "mnist train, 40 images (ex1)"]
+    assert {i.dataset.digest for i in inputs} == {digest}
+    assert {i.dataset.source_type for i in inputs} == {"dvc"}
+
+
+def test_the_report_writes_answers_descriptions_and_the_answer_alias(local_store):
+    experiment_id, client = local_store
+    run = client.create_run(experiment_id)
+    model = REGISTERED_MODEL.format(exercise="ex6")
+    client.create_registered_model(model)
+    version = client.create_model_version(model, "file:///nowhere", run.info.run_id).version
+    runs = {42: {"run_id": run.info.run_id, "model_version": version}}
+    answers = [
+        SimpleNamespace(
+            question=BY_ID[qid], seeds={42: value}, seed_intervals={42: bounds}, runs=runs
+        )
+        for qid, value, bounds in (
+            ("Q6.1", 0.6, (0.55, 0.65)),
+            ("Q6.3", 0.0123456, (0.011, 0.013)),
+        )
+    ]
+    descriptions = report_runs.run_descriptions(answers, 0.95)
+    report_runs.log_answers(answers, descriptions)
+
+    logged = client.get_run(run.info.run_id).data
+    assert (logged.metrics["Q6.1"], logged.metrics["Q6.1_low"]) == (0.6, 0.55)
+    assert logged.metrics["Q6.3_high"] == 0.013
+    note = logged.tags["mlflow.note.content"]
+    assert note.startswith("Exercise ex6, seed 42. Answers Q6.1 (")
+    assert "0.01235, 95% interval 0.01100 – 0.01300." in note
+    assert client.get_model_version_by_alias(model, report_runs.ANSWER_ALIAS).version == version
