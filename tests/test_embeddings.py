@@ -16,6 +16,7 @@ from tests.conftest import shrink
 def ex4(real_params):
     small = shrink(real_params, None)
     small["exercises"]["ex4"]["training"]["batch_size"] = 8
+    small["exercises"]["ex4"]["model"]["alpha"] = 0.35  # the same network, a third as wide
     return Params.model_validate(small).exercises.ex4
 
 

@@ -3,13 +3,14 @@ runs, answers as means with intervals, and `compare` between real DVC experiment
 
 import json
 import re
+import shlex
 import subprocess
 
 import mlflow
 import pytest
 
 from keras_exercises.questions import QUESTIONS
-from tests.conftest import dvc
+from tests.conftest import ROOT, dvc
 
 pytestmark = pytest.mark.slow
 
@@ -83,3 +84,13 @@ def test_each_added_seed_trains_only_its_own_stages_and_answers_become_means(fin
     assert "seed by seed (1 seed: 42)" in done.stdout
     assert "Not compared: seed 43 only in two." in done.stdout
     assert "Against the last commit" in markdown and "within noise" in markdown
+
+    # the docs' one command: each experiment's answers and the params it changed, 160 wide
+    documented = (ROOT / "docs" / "experiments.md").read_text()
+    (command,) = {line for line in documented.splitlines() if line.startswith("dvc exp show --")}
+    table = dvc(finished, *shlex.split(command)[1:], env={"COLUMNS": "160"})
+    header = next(line for line in table.splitlines() if "Experiment" in line)
+    assert re.findall(r"Q\d\.\d", header) == [q.id for q in QUESTIONS]  # every answer, first
+    assert "seeds" in header and "Created" not in header and "outputs/" not in header
+    assert "[two]" in table and "[three]" in table
+    assert max(len(line) for line in table.splitlines()) <= 160

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Working as a team: every command of the README's "Working as a team", which shows this
+# Working as a team: every command of docs/team.md, which shows this
 # file as it is; tests/test_team.py runs it against real servers, so the two cannot drift.
 #
 #   tools/team.sh server          the team's MLflow server (on one machine, left running)

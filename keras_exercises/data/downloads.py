@@ -121,7 +121,7 @@ def fetch_file(
     raise PipelineError(
         f"could not download {url} ({problem}; {attempts} attempt(s), {timeout:g} s timeout "
         "each). Without internet, put <dataset>.npz files (uint8 x_train, y_train, x_test, "
-        "y_test) in a directory and set data.mirror in params.yaml to it; see the README."
+        "y_test) in a directory and set data.mirror in params.yaml to it; see docs/data.md."
     )
 
 
