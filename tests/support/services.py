@@ -19,7 +19,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
-TEAM_SCRIPT = Path(__file__).resolve().parent / "team.sh"
+TEAM_SCRIPT = Path(__file__).resolve().parents[2] / "tools" / "team.sh"
 # moto accepts any credentials; clients of a real endpoint get theirs from their own setup
 S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
