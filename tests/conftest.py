@@ -31,6 +31,18 @@ def shrink(params: dict, mirror: str | None) -> dict:
     return small
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Longest files first, so the two workers (pyproject's addopts) finish together: the
+    team set-up's servers and pipeline, then the other real pipelines, then the rest."""
+
+    def weight(item: pytest.Item) -> int:
+        if item.path.name == "test_team.py":
+            return 0
+        return 1 if item.get_closest_marker("slow") else 2
+
+    items.sort(key=weight)  # stable: within a weight, collection order
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_stray_mlflow_store():
     """MLflow's default store is sqlite:///mlflow.db in the working directory: whatever

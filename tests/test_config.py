@@ -37,7 +37,12 @@ def set_key(tree: dict, dotted: str, value) -> None:
         tree[last] = value
 
 
-DELETE = object()
+class _Delete:
+    def __repr__(self) -> str:  # a stable test id, the same in every xdist worker
+        return "<deleted>"
+
+
+DELETE = _Delete()
 
 BAD_VALUES = [
     (

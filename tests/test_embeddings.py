@@ -20,6 +20,7 @@ def ex4(real_params):
     return Params.model_validate(small).exercises.ex4
 
 
+@pytest.mark.slow  # trains MobileNetV2 end to end: half a minute of graph building
 def test_head_on_cached_embeddings_matches_end_to_end(ex4):
     data = prepare(synthetic_dataset("cifar10", 30, 12), 30, 12, "cifar10")
     assert ex4.trains_on_embeddings

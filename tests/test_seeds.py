@@ -1,5 +1,6 @@
 """Seeds on demand, end to end on the tiny pipeline: each seed its own stages and MLflow
-runs, answers as means with intervals, and `compare` between real DVC experiments."""
+runs, answers as means with intervals, `compare` and `dvc exp show` on a real DVC
+experiment."""
 
 import json
 import re
@@ -63,16 +64,10 @@ def test_each_added_seed_trains_only_its_own_stages_and_answers_become_means(fin
             artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
             assert {"reliability.png", "mc_variance.png"} <= artifacts
 
-    ran = stages_run(dvc(finished, "exp", "run", "-n", "three", "-S", "seeds=[42,43,44]"))
-    assert {s for s in ran if "@" in s and not s.startswith(("fetch", "prepare"))} == {
-        f"{s}-44" for s in TRAINED
-    } | {"mc_evaluate@44"}
-
-    # the two experiments agree on seeds 42 and 43, image by image
-    rows = compare_json(finished, "two", "three")
-    assert {(r["question"], r["seed"]) for r in rows} == {
-        (q.id, s) for q in QUESTIONS for s in (42, 43)
-    }
+    # the committed single-seed results against the experiment: seed 42, image by image,
+    # is the same in both (adding a seed changed nothing of the others)
+    rows = compare_json(finished, "HEAD", "two")
+    assert {(r["question"], r["seed"]) for r in rows} == {(q.id, 42) for q in QUESTIONS}
     for row in rows:
         assert row["difference"] == pytest.approx(0, abs=1e-9), row
         assert row["p_value"] == 1.0 and row["verdict"] == "within noise"
@@ -92,5 +87,5 @@ def test_each_added_seed_trains_only_its_own_stages_and_answers_become_means(fin
     header = next(line for line in table.splitlines() if "Experiment" in line)
     assert re.findall(r"Q\d\.\d", header) == [q.id for q in QUESTIONS]  # every answer, first
     assert "seeds" in header and "Created" not in header and "outputs/" not in header
-    assert "[two]" in table and "[three]" in table
+    assert "[two]" in table
     assert max(len(line) for line in table.splitlines()) <= 160

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from keras_exercises.tracking import links
+from keras_exercises.tracking.links import experiment_page, run_page
 from tests.conftest import dvc
 from tests.support.project_copy import ROOT, set_params
 from tests.support.services import free_port, stop, wait_until_up
@@ -98,12 +98,12 @@ def test_report_renders_and_every_run_link_opens_that_runs_page(ui, browser):
     runs = runs_of(project)
     assert len(links) == 9  # one per answer
     assert set(links) == {
-        links.run_page(address, run["experiment_id"], run["run_id"]) for run in runs.values()
+        run_page(address, run["experiment_id"], run["run_id"]) for run in runs.values()
     }
     for name, run in runs.items():
         page = open_page(
             browser,
-            links.run_page(address, run["experiment_id"], run["run_id"]),
+            run_page(address, run["experiment_id"], run["run_id"]),
             f"run {name}",
             wait_for=name,
         )
@@ -118,7 +118,7 @@ def test_runs_page_lists_six_runs_each_with_its_data_and_registered_model(ui, br
     experiment_id = next(iter(runs.values()))["experiment_id"]
     page = open_page(
         browser,
-        links.experiment_page(address, experiment_id),
+        experiment_page(address, experiment_id),
         "runs",
         width=2200,  # wide enough for the Models column beside the assistant panel
         wait_for="ex1 seed 42",
