@@ -31,6 +31,11 @@ def shrink(params: dict, mirror: str | None) -> dict:
     return small
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # DVC reports usage to its servers from a background process; tests talk to 127.0.0.1
+    os.environ["DVC_NO_ANALYTICS"] = "1"
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Longest files first, so the two workers (pyproject's addopts) finish together: the
     team set-up's servers and pipeline, then the other real pipelines, then the rest."""
