@@ -9,10 +9,18 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from keras_exercises.answers import CALIBRATION_METRICS, Answer, Calibration
-from keras_exercises.params import EXERCISES, MC_EXERCISES, Statistics
+from keras_exercises.answers import (
+    CALIBRATION_METRICS,
+    Answer,
+    Calibration,
+    calibration_summary,
+    describe_sources,
+    deviations,
+)
+from keras_exercises.params import EXERCISES, MC_EXERCISES, Params, Statistics
 from keras_exercises.questions import BY_ID, QUESTIONS, asked_of
 from keras_exercises.runtime.paths import exercise_output
+from keras_exercises.tracking.links import links_note
 
 SEEDS_HEADER = ["Question", "Mean", "SD", "Min – max", "Per seed"]
 CALIBRATION_HEADER = ["Exercise", "Prediction", "NLL", "Brier", "ECE"]
@@ -107,6 +115,30 @@ class Report:
             f"p < {self.statistics.significance_level}. "
             "`keras-exercises compare` gives the same for any two revisions."
         )
+
+
+def assemble(
+    params: Params,
+    answers: list[Answer],
+    sources: dict[str, dict],
+    comparison: list,
+    compared_with: str | None,
+) -> Report:
+    """The report of these answers, with the conditions that differ from the exercise text,
+    where the data came from (`sources`: each raw dataset's provenance), MC Dropout's
+    calibration and where the run links lead."""
+    first_run = next(iter(answers[0].runs.values()))
+    return Report(
+        answers=answers,
+        flags=deviations(params, sources),
+        data_source=describe_sources(sources),
+        calibration=calibration_summary(params),
+        statistics=params.statistics,
+        seeds=params.seeds,
+        comparison=list(comparison),
+        compared_with=compared_with,
+        links=links_note(first_run.get("tracking_uri") or "", params.mlflow_ui),
+    )
 
 
 def _not_accuracies() -> str:

@@ -4,24 +4,17 @@ each MLflow run gets the answers it gave, with their intervals."""
 
 from __future__ import annotations
 
-from keras_exercises.answers import (
-    answers_json,
-    build_answers,
-    calibration_summary,
-    describe_sources,
-    deviations,
-    intervals_json,
-)
+from keras_exercises.answers import answers_json, build_answers, intervals_json
 from keras_exercises.comparison import last_commit_comparison
 from keras_exercises.data.datasets import IMAGE_SHAPES
 from keras_exercises.params import load_params
 from keras_exercises.plotting import save_figure, seeds_figure
-from keras_exercises.report_pages import Report, answers_markdown, report_html
+from keras_exercises.report_pages import answers_markdown, assemble, report_html
 from keras_exercises.runtime.atomic import read_json, write_json, write_text
 from keras_exercises.runtime.errors import run_stage
 from keras_exercises.runtime.paths import REPORTS, raw_provenance
 from keras_exercises.runtime.stage_args import stage_args
-from keras_exercises.tracking import links, report_runs, store
+from keras_exercises.tracking import report_runs, store
 
 
 def main(argv: list[str]) -> None:
@@ -31,18 +24,7 @@ def main(argv: list[str]) -> None:
     answers = build_answers(params)
     sources = {name: read_json(raw_provenance(name)) for name in IMAGE_SHAPES}
     comparison, compared_with = last_commit_comparison(params.statistics)
-    first_run = next(iter(answers[0].runs.values()))
-    report = Report(
-        answers=answers,
-        flags=deviations(params, sources),
-        data_source=describe_sources(sources),
-        calibration=calibration_summary(params),
-        statistics=params.statistics,
-        seeds=params.seeds,
-        comparison=comparison,
-        compared_with=compared_with,
-        links=links.links_note(first_run.get("tracking_uri") or "", params.mlflow_ui),
-    )
+    report = assemble(params, answers, sources, comparison, compared_with)
     markdown = answers_markdown(report)
     descriptions = report_runs.run_descriptions(answers, params.statistics.confidence_level)
     with store.store_failures_reported():

@@ -13,18 +13,14 @@ import pytest
 from keras_exercises.answers import (
     answers_json,
     build_answers,
-    calibration_summary,
-    describe_sources,
-    deviations,
     intervals_json,
 )
 from keras_exercises.comparison import Comparison
 from keras_exercises.params import EXERCISES, MC_EXERCISES, Params
 from keras_exercises.plot_data import mc_predictions_csv, predictions_csv
 from keras_exercises.questions import BY_ID, QUESTIONS
-from keras_exercises.report_pages import Report, answers_markdown, report_html
+from keras_exercises.report_pages import Report, answers_markdown, assemble, report_html
 from keras_exercises.runtime.paths import exercise_output
-from keras_exercises.tracking.links import links_note
 from keras_exercises.tracking.report_runs import run_descriptions
 
 # a 1x1 PNG: the pages embed figures as they are
@@ -94,23 +90,13 @@ def outputs(tmp_path, monkeypatch, small_params):
     return Params.model_validate(small_params)
 
 
-def make_report(params: Params, comparison=(), description=None) -> Report:
+def make_report(params: Params, comparison=()) -> Report:
     sources = {
         d: json.loads(Path(f"data/raw/{d}.json").read_text())
         for d in ("mnist", "cifar10", "svhn_cropped")
     }
-    answers = build_answers(params)
-    return Report(
-        answers=answers,
-        flags=deviations(params, sources),
-        data_source=describe_sources(sources),
-        calibration=calibration_summary(params),
-        statistics=params.statistics,
-        seeds=params.seeds,
-        comparison=list(comparison),
-        compared_with="the last commit (abc1234)" if comparison else "No committed answers.",
-        links=links_note(answers[0].runs[42]["tracking_uri"], params.mlflow_ui),
-    )
+    compared_with = "the last commit (abc1234)" if comparison else "No committed answers."
+    return assemble(params, build_answers(params), sources, list(comparison), compared_with)
 
 
 def test_answers_are_seed_means_with_intervals(outputs):
