@@ -19,7 +19,6 @@ class Kind:
     """How a kind of answer is measured per test image, tested and printed."""
 
     name: str
-    per_image_column: str  # what each test image contributes, in the predictions file
     paired_test: str
     answer_digits: int  # answers.json: accuracies are exact fractions of the test slice
     interval_digits: int
@@ -27,9 +26,9 @@ class Kind:
     def per_image(self, predictions_csv: str) -> np.ndarray:
         """Per test image: right or wrong (accuracies), or its predictive variance."""
         rows = list(csv.DictReader(io.StringIO(predictions_csv)))
-        if self.per_image_column == "variance":
-            return np.array([float(r["variance"]) for r in rows])
-        return np.array([r["actual"] == r["predicted"] for r in rows])
+        if self.is_accuracy:
+            return np.array([r["actual"] == r["predicted"] for r in rows])
+        return np.array([float(r["variance"]) for r in rows])
 
     @property
     def is_accuracy(self) -> bool:
@@ -64,9 +63,9 @@ class Kind:
         return f"{value * 100:+.1f} pts" if self.is_accuracy else f"{value:+.4f}"
 
 
-ACCURACY = Kind("accuracy", "correct", "McNemar exact", answer_digits=4, interval_digits=4)
+ACCURACY = Kind("accuracy", "McNemar exact", answer_digits=4, interval_digits=4)
 # Q6.3 is asked to three decimals
-VARIANCE = Kind("variance", "variance", "paired bootstrap", answer_digits=3, interval_digits=6)
+VARIANCE = Kind("variance", "paired bootstrap", answer_digits=3, interval_digits=6)
 
 
 @dataclass(frozen=True)

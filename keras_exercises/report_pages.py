@@ -91,18 +91,21 @@ class Report:
 
     @property
     def comparison_cells(self) -> list[list[str]]:
-        return [
-            [
-                c.question,
-                str(c.seed),
-                BY_ID[c.question].kind.compared(c.a),
-                BY_ID[c.question].kind.compared(c.b),
-                BY_ID[c.question].kind.difference(c.difference),
-                "-" if c.p_value is None else f"{c.p_value:.4f}",
-                c.verdict,
-            ]
-            for c in self.comparison
-        ]
+        cells = []
+        for c in self.comparison:
+            kind = BY_ID[c.question].kind
+            cells.append(
+                [
+                    c.question,
+                    str(c.seed),
+                    kind.compared(c.a),
+                    kind.compared(c.b),
+                    kind.difference(c.difference),
+                    "-" if c.p_value is None else f"{c.p_value:.4f}",
+                    c.verdict,
+                ]
+            )
+        return cells
 
     @property
     def comparison_intro(self) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-TIMINGS_ENV = "PIPELINE_TIMINGS"  # a file path: each stage appends its timing record
+from benchmarks.instrument.sitecustomize import TIMINGS_ENV
 
 
 def timing_env(timings: Path, env: dict | None = None) -> dict[str, str]:

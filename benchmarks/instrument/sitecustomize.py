@@ -12,7 +12,7 @@ import resource
 import sys
 import time
 
-TIMINGS_ENV = "PIPELINE_TIMINGS"
+TIMINGS_ENV = "PIPELINE_TIMINGS"  # a file path: each stage appends its timing record
 STAGE_RUNNER = "keras_exercises.runtime.errors"  # where run_stage, every stage's entry, lives
 
 # What a stage pays to start before it does any work: the interpreter and its own modules
