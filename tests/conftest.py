@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from filelock import FileLock
 
 from keras_exercises.data.mirror import build_mirror
 from tests.support.project_copy import ROOT, copy_project, git
@@ -65,12 +66,34 @@ def real_params() -> dict:
     return yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
+def made_once(tmp_path_factory, worker_id: str, name: str, make) -> Path:
+    """`make(path)` once a test session, whichever xdist worker asks first; the others wait
+    for it and share `path`, which no test may change (tests copy it). A worker whose `make`
+    failed leaves no mark, so the next one to ask tries again and fails the same way."""
+    if worker_id == "master":  # one process: its own temporary directory
+        path = tmp_path_factory.getbasetemp() / name
+        if not path.exists():
+            make(path)
+        return path
+    shared = tmp_path_factory.getbasetemp().parent  # the session's, above every worker's
+    path, done = shared / name, shared / f"{name}.done"
+    with FileLock(shared / f"{name}.lock"):
+        if not done.exists():
+            shutil.rmtree(path, ignore_errors=True)
+            make(path)
+            done.touch()
+    return path
+
+
 @pytest.fixture(scope="session")
-def tiny_mirror(tmp_path_factory) -> Path:
+def tiny_mirror(tmp_path_factory, worker_id) -> Path:
     """Synthetic npz files of every dataset's real shape (no network, no shared slices)."""
-    mirror = tmp_path_factory.mktemp("mirror")
-    build_mirror(mirror, real=None, n_train=60, n_test=30)
-    return mirror
+
+    def make(mirror: Path) -> None:
+        mirror.mkdir()
+        build_mirror(mirror, real=None, n_train=60, n_test=30)
+
+    return made_once(tmp_path_factory, worker_id, "mirror", make)
 
 
 @pytest.fixture
@@ -139,14 +162,34 @@ def user_files(project: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def finished_project(tmp_path_factory, real_params, tiny_mirror) -> Path:
-    """The shrunk pipeline after one complete `dvc repro`, committed; made once a session."""
-    params = yaml.safe_dump(shrink(real_params, str(tiny_mirror)), sort_keys=False)
-    project = copy_project(tmp_path_factory.mktemp("finished") / "project", params)
-    dvc(project, "repro")
-    git(project, "add", "-A")
-    git(project, "commit", "-qm", "results of the first dvc repro")
-    return project
+def finished_project(tmp_path_factory, worker_id, real_params, tiny_mirror) -> Path:
+    """The shrunk pipeline after one complete `dvc repro`, committed; made once a session,
+    for every worker."""
+
+    def make(directory: Path) -> None:
+        params = yaml.safe_dump(shrink(real_params, str(tiny_mirror)), sort_keys=False)
+        project = copy_project(directory / "project", params)
+        dvc(project, "repro")
+        git(project, "add", "-A")
+        git(project, "commit", "-qm", "results of the first dvc repro")
+
+    return made_once(tmp_path_factory, worker_id, "finished", make) / "project"
+
+
+def answers_and_metrics(project: Path) -> dict[str, bytes]:
+    """The files a rerun of the same params must repeat byte for byte: the answers, and
+    each exercise's metrics, curves and predictions."""
+    names = ["reports/answers.json", "reports/intervals.json"] + [
+        f"outputs/{ex}/seed42/{name}"
+        for ex in ("ex1", "ex2", "ex3", "ex4", "ex5", "ex6")
+        for name in ("metrics.json", "history.csv", "predictions.csv")
+    ]
+    names += [
+        f"outputs/{ex}/seed42/{name}"
+        for ex in ("ex3", "ex6")
+        for name in ("mc_metrics.json", "mc_predictions.csv", "reliability.csv")
+    ]
+    return {name: (project / name).read_bytes() for name in names}
 
 
 @pytest.fixture
