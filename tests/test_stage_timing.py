@@ -9,7 +9,7 @@ import textwrap
 import time
 
 from benchmarks.instrument import timing_env
-from benchmarks.instrument.sitecustomize import ImportClock
+from benchmarks.instrument.sitecustomize import SECTIONS, ImportClock, SectionClock
 
 
 def run_with_timings(command: list[str], cwd, timings) -> float:
@@ -40,6 +40,8 @@ def test_a_stage_records_its_wall_time_start_up_and_imports(project, tmp_path):
     assert record["peak_rss_mb"] > 10
     assert record["imports_tensorflow"] is False
     assert record["imports_mlflow"] is False
+    assert record["compute_s"] == record["tracking_s"] == 0
+    assert record["rest_s"] == round(record["wall_s"] - record["startup_s"], 3)
 
 
 def test_start_up_counts_a_heavy_import_made_inside_main(tmp_path):
@@ -96,3 +98,48 @@ def test_without_the_instrument_stages_patch_no_import(project):
         [sys.executable, "-c", code], cwd=project, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "builtin_function_or_method"  # not a Python wrapper
+
+
+def test_the_section_clock_times_outermost_calls_without_their_heavy_imports(tmp_path, monkeypatch):
+    (tmp_path / "fake_stage.py").write_text(
+        "import time\n"
+        "def log():\n"
+        "    time.sleep(0.2)\n"
+        "    import slow_library\n"  # start-up, not tracking
+        "    fit()\n"  # inside log: counts as log's
+        "def fit():\n"
+        "    time.sleep(0.1)\n"
+    )
+    (tmp_path / "slow_library.py").write_text("import time\ntime.sleep(0.3)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr("builtins.__import__", __import__)
+    imports = ImportClock({"slow_library": "library"})
+    sections = SectionClock(
+        imports,
+        {"tracking": [("fake_stage", None, ("log",))], "compute": [("fake_stage", None, ("fit",))]},
+    )
+    imports.install()
+    try:
+        import fake_stage
+
+        sections.wrap_imported()
+        fake_stage.log()
+        fake_stage.fit()
+    finally:
+        sys.modules.pop("fake_stage", None)
+        sys.modules.pop("slow_library", None)
+
+    assert 0.3 <= imports.seconds["library"] < 1
+    assert 0.3 <= sections.seconds["tracking"] < 0.6
+    assert 0.1 <= sections.seconds["compute"] < 0.3
+
+
+def test_every_call_the_benchmark_times_exists_where_it_looks():
+    """A renamed function would silently be timed as zero."""
+    import importlib
+
+    for targets in SECTIONS.values():
+        for module_name, class_name, names in targets:
+            module = importlib.import_module(module_name)
+            owner = getattr(module, class_name) if class_name else module
+            assert all(callable(getattr(owner, name, None)) for name in names), module_name

@@ -1,6 +1,7 @@
 """Loaded by Python at start-up when benchmarks/instrument is on PYTHONPATH (see
-timing_env): times the first imports of TensorFlow and MLflow, and when the process is a
-stage (it calls run_stage), appends its timing record to $PIPELINE_TIMINGS at exit."""
+timing_env): times the first imports of TensorFlow and MLflow, the stage's compute and its
+tracking calls, and when the process is a stage (it calls run_stage), appends its timing
+record to $PIPELINE_TIMINGS at exit."""
 
 from __future__ import annotations
 
@@ -19,6 +20,23 @@ STAGE_RUNNER = "keras_exercises.runtime.errors"  # where run_stage, every stage'
 # (before main), then these libraries, which the stages import inside main so that stages
 # without them start in 0.2 s. Keras 3 imports TensorFlow, so the two count as one.
 HEAVY_LIBRARIES = {"tensorflow": "tensorflow", "keras": "tensorflow", "mlflow": "mlflow"}
+
+# Where a stage's own time goes, by the calls timed: (module, class or None, names) per
+# part. Compute is Keras at work (fit, evaluate, predict, and calling a model, as the MC
+# passes and embeddings do); tracking is every call into MLflow the stages make, through the
+# project's tracking package or directly. What is neither is "rest": reading and writing
+# files, building models and figures.
+SECTIONS = {
+    "compute": [("keras.src.models.model", "Model", ("fit", "evaluate", "predict", "__call__"))],
+    "tracking": [
+        ("keras_exercises.tracking.store", None, ("connect",)),
+        ("keras_exercises.tracking.orphans", None, ("end_orphaned_runs",)),
+        ("keras_exercises.tracking.training_run", None, ("log_training", "log_mc_evaluation")),
+        ("keras_exercises.tracking.report_runs", None, ("log_answers",)),
+        ("mlflow", None, ("start_run",)),
+        ("mlflow.tracking.fluent", "ActiveRun", ("__exit__",)),
+    ],
+}
 
 
 def _since_boot() -> float:
@@ -67,6 +85,46 @@ class ImportClock:
         builtins.__import__ = timed_import
 
 
+class SectionClock:
+    """Seconds spent inside the SECTIONS' calls, outermost call only (Keras calls the model
+    inside fit; that counts once, as fit). A heavy import made inside a call is start-up,
+    which the ImportClock counts, so it is taken out of the call's time."""
+
+    def __init__(self, imports: ImportClock, sections: dict = SECTIONS) -> None:
+        self.imports = imports
+        self.seconds = dict.fromkeys(sections, 0.0)
+        self._pending = [(part, *each) for part, targets in sections.items() for each in targets]
+        self._inside = False
+
+    def wrap_imported(self) -> None:
+        """Wrap each target whose module has been imported (called after every import)."""
+        for pending in list(self._pending):
+            part, module_name, class_name, names = pending
+            module = sys.modules.get(module_name)
+            owner = getattr(module, class_name, None) if class_name else module
+            if owner is None or not all(hasattr(owner, name) for name in names):
+                continue  # not imported yet, or still running its own imports
+            for name in names:
+                setattr(owner, name, self._timed(part, getattr(owner, name)))
+            self._pending.remove(pending)
+
+    def _timed(self, part: str, function):
+        def timed(*args, **kwargs):
+            if self._inside:
+                return function(*args, **kwargs)
+            self._inside = True
+            imported = sum(self.imports.seconds.values())
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                elapsed = time.perf_counter() - start
+                self.seconds[part] += elapsed - (sum(self.imports.seconds.values()) - imported)
+                self._inside = False
+
+        return timed
+
+
 class StageTimer:
     """Wraps run_stage as soon as its module is imported, before a stage binds the name,
     to note when main() is entered; records the stage's timing at exit."""
@@ -75,8 +133,10 @@ class StageTimer:
         self.path = path
         self.entered_main: float | None = None
         self.imports = ImportClock(on_import=self._hook)
+        self.sections = SectionClock(self.imports)
 
     def _hook(self, name: str) -> None:
+        self.sections.wrap_imported()
         # the module may still be running its own imports: wait until run_stage is there
         original = getattr(sys.modules.get(STAGE_RUNNER), "run_stage", None)
         if original is None or getattr(original, "_timed", False):
@@ -93,7 +153,8 @@ class StageTimer:
 
     def record(self) -> None:
         """Append one JSON line: wall time from process start, start-up (everything before
-        main, plus importing TensorFlow and MLflow), peak memory."""
+        main, plus importing TensorFlow and MLflow), compute, tracking, the rest, peak
+        memory."""
         started = _process_started()
         seconds = self.imports.seconds
         # rounded before they are summed, so the parts in the record add up to its start-up
@@ -105,11 +166,17 @@ class StageTimer:
         tensorflow = "tensorflow" in sys.modules
         if tensorflow:
             from keras_exercises.runtime.device import training_device
+        wall = round(_since_boot() - started, 3)
+        startup = round(sum(parts.values()), 3)
+        compute, tracking = (round(self.sections.seconds[p], 3) for p in ("compute", "tracking"))
         record = {
             "stage": " ".join([sys.argv[0].rsplit("/", 1)[-1].removesuffix(".py"), *sys.argv[1:]]),
-            "wall_s": round(_since_boot() - started, 3),
-            "startup_s": round(sum(parts.values()), 3),
+            "wall_s": wall,
+            "startup_s": startup,
             **parts,
+            "compute_s": compute,
+            "tracking_s": tracking,
+            "rest_s": round(wall - startup - compute - tracking, 3),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "imports_tensorflow": tensorflow,
             "device": training_device() if tensorflow else None,
