@@ -38,7 +38,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Longest files first, so the two workers (pyproject's addopts) finish together: the
+    """Longest files first, so the workers (pyproject's addopts) finish together: the
     team set-up's servers and pipeline, then the other real pipelines, then the rest."""
 
     def weight(item: pytest.Item) -> int:
@@ -70,11 +70,9 @@ def made_once(tmp_path_factory, worker_id: str, name: str, make) -> Path:
     """`make(path)` once a test session, whichever xdist worker asks first; the others wait
     for it and share `path`, which no test may change (tests copy it). A worker whose `make`
     failed leaves no mark, so the next one to ask tries again and fails the same way."""
-    if worker_id == "master":  # one process: its own temporary directory
-        path = tmp_path_factory.getbasetemp() / name
-        if not path.exists():
-            make(path)
-        return path
+    if worker_id == "master":  # one process, which asks once
+        make(tmp_path_factory.getbasetemp() / name)
+        return tmp_path_factory.getbasetemp() / name
     shared = tmp_path_factory.getbasetemp().parent  # the session's, above every worker's
     path, done = shared / name, shared / f"{name}.done"
     with FileLock(shared / f"{name}.lock"):
