@@ -22,12 +22,16 @@ STAGE_RUNNER = "keras_exercises.runtime.errors"  # where run_stage, every stage'
 HEAVY_LIBRARIES = {"tensorflow": "tensorflow", "keras": "tensorflow", "mlflow": "mlflow"}
 
 # Where a stage's own time goes, by the calls timed: (module, class or None, names) per
-# part. Compute is Keras at work (fit, evaluate, predict, and calling a model, as the MC
-# passes and embeddings do); tracking is every call into MLflow the stages make, through the
-# project's tracking package or directly. What is neither is "rest": reading and writing
-# files, building models and figures.
+# part. Compute is Keras at work (fit, evaluate, predict, calling a model as the MC passes
+# do, and the embeddings, which call it through a tf.function that Python sees only
+# once); tracking is every call into MLflow the stages make, through the project's
+# tracking package or directly. What is neither is "rest": reading and writing files,
+# building models and figures.
 SECTIONS = {
-    "compute": [("keras.src.models.model", "Model", ("fit", "evaluate", "predict", "__call__"))],
+    "compute": [
+        ("keras.src.models.model", "Model", ("fit", "evaluate", "predict", "__call__")),
+        ("keras_exercises.models", None, ("embed",)),
+    ],
     "tracking": [
         ("keras_exercises.tracking.store", None, ("connect",)),
         ("keras_exercises.tracking.orphans", None, ("end_orphaned_runs",)),
