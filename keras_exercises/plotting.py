@@ -3,11 +3,12 @@ the reliability diagram; for the report, every seed's answers with their interva
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 
-from keras_exercises.runtime.atomic import atomic_path
+from keras_exercises.runtime.atomic import write_bytes
 
 
 def _pyplot():
@@ -126,8 +127,14 @@ def seeds_figure(answers: list, confidence: float):
     return fig
 
 
-def save_figure(fig, path: str | Path) -> None:
-    """PNG without a software/version stamp, so equal figures give equal bytes."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, metadata={"Software": None})
+def png_bytes(fig) -> bytes:
+    """The figure as PNG, rendered once for both the stage's output and its MLflow run,
+    without a software/version stamp, so equal figures give equal bytes. Closes it."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
     _pyplot().close(fig)
+    return buffer.getvalue()
+
+
+def save_figure(fig, path: str | Path) -> None:
+    write_bytes(path, png_bytes(fig))

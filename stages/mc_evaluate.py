@@ -6,7 +6,7 @@ from __future__ import annotations
 from keras_exercises.data.datasets import load_arrays
 from keras_exercises.params import MC_EXERCISES, load_params
 from keras_exercises.plot_data import mc_predictions_csv, reliability_csv
-from keras_exercises.runtime.atomic import read_json, write_json, write_text
+from keras_exercises.runtime.atomic import read_json, write_bytes, write_json, write_text
 from keras_exercises.runtime.errors import run_stage
 from keras_exercises.runtime.paths import exercise_output, prepared_data
 from keras_exercises.runtime.stage_args import stage_args
@@ -18,7 +18,7 @@ def evaluate_exercise(params, name: str, seed: int) -> None:
     from keras_exercises.calibration import calibration_metrics, reliability_bins
     from keras_exercises.mc_dropout import mc_probabilities, summarize
     from keras_exercises.models import load_model
-    from keras_exercises.plotting import reliability_figure, save_figure, variance_histogram
+    from keras_exercises.plotting import png_bytes, reliability_figure, variance_histogram
     from keras_exercises.runtime.seeding import set_seed
 
     mc = getattr(params.exercises, name).mc
@@ -44,13 +44,17 @@ def evaluate_exercise(params, name: str, seed: int) -> None:
         **{f"mc_{key}": value for key, value in averaged.items()},
     }
     variance = summary["per_sample_variance"]
-    histogram = variance_histogram(
-        variance, f"{name}, seed {seed}: predictive variance over {mc.passes} MC Dropout passes"
+    histogram = png_bytes(
+        variance_histogram(
+            variance, f"{name}, seed {seed}: predictive variance over {mc.passes} MC Dropout passes"
+        )
     )
     off_bins = reliability_bins(dropout_off, labels, bins)
     mc_bins = reliability_bins(mc_average, labels, bins)
-    reliability = reliability_figure(
-        off_bins, mc_bins, metrics, f"{name}, seed {seed}: reliability ({bins} bins)"
+    reliability = png_bytes(
+        reliability_figure(
+            off_bins, mc_bins, metrics, f"{name}, seed {seed}: reliability ({bins} bins)"
+        )
     )
     with store.store_failures_reported():
         training_run.log_mc_evaluation(
@@ -63,8 +67,8 @@ def evaluate_exercise(params, name: str, seed: int) -> None:
     )
     write_text(exercise_output(name, seed, "reliability.csv"), reliability_csv(off_bins))
     write_text(exercise_output(name, seed, "mc_reliability.csv"), reliability_csv(mc_bins))
-    save_figure(histogram, exercise_output(name, seed, "mc_variance.png"))
-    save_figure(reliability, exercise_output(name, seed, "reliability.png"))
+    write_bytes(exercise_output(name, seed, "mc_variance.png"), histogram)
+    write_bytes(exercise_output(name, seed, "reliability.png"), reliability)
     write_json(exercise_output(name, seed, "mc_metrics.json"), metrics)
     print(
         f"{name}, seed {seed}: MC accuracy {metrics['mc_accuracy']:.4f}, mean predictive "

@@ -6,7 +6,7 @@ from __future__ import annotations
 from keras_exercises.data.datasets import load_arrays
 from keras_exercises.params import EXERCISES, load_params
 from keras_exercises.plot_data import history_csv, predictions_csv
-from keras_exercises.runtime.atomic import atomic_path, write_json, write_text
+from keras_exercises.runtime.atomic import atomic_path, write_bytes, write_json, write_text
 from keras_exercises.runtime.errors import run_stage
 from keras_exercises.runtime.paths import embeddings, exercise_output, prepared_data
 from keras_exercises.runtime.stage_args import stage_args
@@ -31,7 +31,7 @@ def main(argv: list[str]) -> None:
     import mlflow
     from sklearn.metrics import confusion_matrix
 
-    from keras_exercises.plotting import evaluation_figure, save_figure
+    from keras_exercises.plotting import evaluation_figure, png_bytes
     from keras_exercises.runtime.seeding import set_seed
     from keras_exercises.training import train_exercise
 
@@ -49,11 +49,13 @@ def main(argv: list[str]) -> None:
         result = train_exercise(ex, data, cached, head_seed=seed if base_seed != seed else None)
         predicted = result.test_probabilities.argmax(axis=1)
         confusion = confusion_matrix(data["y_test"], predicted, labels=range(10))
-        figure = evaluation_figure(
-            confusion,
-            result.history,
-            result.best_epoch,
-            f"{name}, seed {seed}: test accuracy {result.test_accuracy:.3f}",
+        figure = png_bytes(
+            evaluation_figure(
+                confusion,
+                result.history,
+                result.best_epoch,
+                f"{name}, seed {seed}: test accuracy {result.test_accuracy:.3f}",
+            )
         )
         metrics = {
             "test_accuracy": result.test_accuracy,
@@ -72,7 +74,7 @@ def main(argv: list[str]) -> None:
     write_text(
         exercise_output(name, seed, "predictions.csv"), predictions_csv(data["y_test"], predicted)
     )
-    save_figure(figure, exercise_output(name, seed, "evaluation.png"))
+    write_bytes(exercise_output(name, seed, "evaluation.png"), figure)
     write_json(exercise_output(name, seed, "metrics.json"), metrics)
     write_json(
         exercise_output(name, seed, "run.json"),

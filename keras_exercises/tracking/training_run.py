@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -53,10 +54,17 @@ def run_description(exercise: str, dataset: str, n_train: int, n_test: int, seed
 
 
 def log_training(
-    params, exercise: str, seed: int, data_file: Path, result, metrics: dict, figure, example
+    params,
+    exercise: str,
+    seed: int,
+    data_file: Path,
+    result,
+    metrics: dict,
+    figure_png: bytes,
+    example,
 ) -> str:
     """Log params, datasets, per-epoch curves, test metrics, the figure and the model to the
-    active run, and register the model as a new version; return that version."""
+    active run, and register the model as a new version with its tags; return that version."""
     import keras
     import mlflow
     import tensorflow as tf
@@ -65,6 +73,7 @@ def log_training(
     from keras_exercises.params import flatten
 
     ex = getattr(params.exercises, exercise)
+    client, run_id = mlflow.MlflowClient(), mlflow.active_run().info.run_id
     logged = {"seed": seed, "data.mirror": params.data.mirror, **flatten(ex.model_dump())}
     mlflow.log_params(logged)
     digest = log_datasets(ex, exercise, data_file)
@@ -74,10 +83,10 @@ def log_training(
         for key, values in result.history.items()
         for epoch, value in enumerate(values, start=1)
     ]
-    # the client splits a batch into MLflow's per-request limits itself
-    mlflow.MlflowClient().log_batch(mlflow.active_run().info.run_id, metrics=curves)
-    mlflow.log_metrics(metrics)
-    mlflow.log_figure(figure, "evaluation.png")
+    tested = [Metric(key, float(value), now, 0) for key, value in metrics.items()]
+    # one batch; the client splits it into MLflow's per-request limits itself
+    client.log_batch(run_id, metrics=curves + tested)
+    log_png(client, run_id, "evaluation.png", figure_png)
     # the example is the first test images, whose probabilities are already at hand
     signature = mlflow.models.infer_signature(example, result.test_probabilities[: len(example)])
     model_name = REGISTERED_MODEL.format(exercise=exercise)
@@ -87,9 +96,7 @@ def log_training(
         signature=signature,
         # listing them skips MLflow's slow requirement inference (a subprocess per model)
         pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"],
-        registered_model_name=model_name,
     )
-    version = str(info.registered_model_version)
     version_tags = {
         "seed": seed,
         "dataset": ex.dataset,
@@ -103,13 +110,23 @@ def log_training(
         "run_name": run_name(exercise, seed),
         "git_commit": git_commit() or "unknown",
     }
-    client = mlflow.MlflowClient()
-    for key, value in version_tags.items():
-        client.set_model_version_tag(model_name, version, key, str(value))
-    return version
+    # registered with its tags in one call, rather than a request per tag afterwards
+    registered = mlflow.register_model(
+        info.model_uri, model_name, tags={key: str(value) for key, value in version_tags.items()}
+    )
+    return str(registered.version)
 
 
-def log_mc_evaluation(run_id: str, metrics: dict, figures: dict) -> None:
+def log_png(client, run_id: str, artifact: str, data: bytes) -> None:
+    """A rendered figure as the run's artifact `artifact`: the stage's output, byte for
+    byte, instead of a second rendering by MLflow's log_figure."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / artifact
+        path.write_bytes(data)
+        client.log_artifact(run_id, str(path))
+
+
+def log_mc_evaluation(run_id: str, metrics: dict, figures: dict[str, bytes]) -> None:
     """Add the MC Dropout results to the exercise's training run. Through the client, not
     by reopening the run: that would mark it RUNNING until this process ends."""
     import mlflow
@@ -118,5 +135,5 @@ def log_mc_evaluation(run_id: str, metrics: dict, figures: dict) -> None:
     client = mlflow.MlflowClient()
     now = int(time.time() * 1000)
     client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
-    for artifact, figure in figures.items():
-        client.log_figure(run_id, figure, artifact)
+    for artifact, png in figures.items():
+        log_png(client, run_id, artifact, png)
