@@ -81,12 +81,12 @@ def main(argv: list[str]) -> None:
         {
             "run_id": run.info.run_id,
             "experiment_id": experiment_id,
-            "tracking_uri": mlflow.get_tracking_uri(),
+            "tracking_uri": store.tracking_uri(),
             "model_version": version,
         },
     )
     page = links.run_page(  # printed only: mlflow_ui is not one of this stage's params
-        links.ui_address(mlflow.get_tracking_uri(), params.mlflow_ui),
+        links.ui_address(store.tracking_uri(), params.mlflow_ui),
         experiment_id,
         run.info.run_id,
     )

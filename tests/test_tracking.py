@@ -60,6 +60,35 @@ def test_an_unreachable_server_is_one_message_with_the_fix(local_store, monkeypa
     store.connect()  # back to the module's store
 
 
+def test_credentials_in_a_tracking_uri_are_never_written_or_shown(local_store, monkeypatch):
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    assert store.without_credentials("https://alice:s3cret@mlflow.example:5000/a?b=c") == (
+        "https://mlflow.example:5000/a?b=c"
+    )
+    local = "sqlite:////home/a@b/mlruns/mlflow.db?timeout=60"  # an @ in a path is no user
+    assert store.without_credentials(local) == local
+    uri = f"http://alice:s3cret@127.0.0.1:{free_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    try:
+        with pytest.raises(PipelineError) as caught:
+            store.connect()
+        address = uri.replace("alice:s3cret@", "")
+        assert f"at {address} (" in str(caught.value) and "s3cret" not in str(caught.value)
+        assert store.tracking_uri() == address  # what run.json records
+        assert links.ui_address(store.tracking_uri(), "http://127.0.0.1:5000") == address
+        # MLflow's own messages repeat the URI
+        with pytest.raises(PipelineError) as lost, store.store_failures_reported():
+            raise MlflowException(f"API request to {uri}/api/2.0/mlflow/runs/get failed")
+        assert "alice" not in str(lost.value) and f"{address}/api/2.0" in str(lost.value)
+    finally:
+        monkeypatch.delenv("MLFLOW_TRACKING_URI")
+        store.connect()  # back to the module's store
+    assert mlflow.get_tracking_uri().startswith("sqlite:")
+
+
 def test_a_store_lost_midway_is_one_message(local_store):
     from mlflow.exceptions import MlflowException
 
@@ -81,6 +110,11 @@ def test_addresses_open_the_model_training_view():
         "Run links open the tracking server https://mlflow.example."
     )
     assert "--port 5001`." in links.links_note("sqlite:///m.db", "http://127.0.0.1:5001")
+    older = {"tracking_uri": "https://alice:s3cret@mlflow.example", "experiment_id": "1"}
+    assert links.page_of({**older, "run_id": "r"}, "") == (
+        "https://mlflow.example/#/experiments/1/runs/r?workflowType=machine_learning"
+    )
+    assert "s3cret" not in links.links_note(older["tracking_uri"], "")
 
 
 def test_a_run_whose_process_is_gone_is_ended_as_killed(local_store):

@@ -4,6 +4,7 @@ work, and one message when it fails midway."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -16,6 +17,22 @@ EXPERIMENT = "keras-exercises"
 STORE_DIR = "mlruns"
 # MLflow 3's UI opens an experiment on its GenAI pages unless told it holds model training
 KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
+# the user:password part of a URL; what the stages write or print never carries it
+_USERINFO = re.compile(r"(?<=://)[^/?#\s@]+@")
+
+
+def without_credentials(text: str) -> str:
+    """`text` with the user:password of every URL in it removed. A tracking URI may carry
+    them (MLflow accepts https://user:password@host), and MLflow's error messages repeat the
+    URI; the credentials belong in MLFLOW_TRACKING_USERNAME/PASSWORD instead."""
+    return _USERINFO.sub("", text)
+
+
+def tracking_uri() -> str:
+    """The tracking URI in use, fit to be written down: without credentials."""
+    import mlflow
+
+    return without_credentials(mlflow.get_tracking_uri())
 
 
 def default_store() -> tuple[str, str]:
@@ -54,7 +71,8 @@ def connect() -> str:
             return _get_or_create_experiment(artifact_location)
     except Exception as exc:
         raise PipelineError(
-            f"cannot use the MLflow tracking store at {uri} ({summary(exc)}). Start the "
+            f"cannot use the MLflow tracking store at {without_credentials(uri)} "
+            f"({summary(exc)}). Start the "
             "server it names, fix MLFLOW_TRACKING_URI, or unset it to use the local store "
             "under mlruns/."
         ) from None
@@ -62,7 +80,7 @@ def connect() -> str:
 
 def summary(exc: Exception) -> str:
     """An exception's type and first line: MLflow's messages run to whole tracebacks."""
-    lines = str(exc).splitlines()
+    lines = without_credentials(str(exc)).splitlines()
     return f"{type(exc).__name__}: {lines[0] if lines else ''}"
 
 
@@ -70,7 +88,6 @@ def summary(exc: Exception) -> str:
 def store_failures_reported() -> Iterator[None]:
     """Around a stage's MLflow work after connect(): the store failing midway (its server
     or database gone) ends the stage with one message instead of a traceback."""
-    import mlflow
     import requests
     from mlflow.exceptions import MlflowException
 
@@ -78,7 +95,7 @@ def store_failures_reported() -> Iterator[None]:
         yield
     except (MlflowException, requests.exceptions.RequestException) as exc:
         raise PipelineError(
-            f"lost the MLflow tracking store at {mlflow.get_tracking_uri()} midway "
+            f"lost the MLflow tracking store at {tracking_uri()} midway "
             f"({summary(exc)}). "
             "Make sure its server and database are up, then rerun `dvc repro`; the run it "
             "leaves RUNNING is marked KILLED by the next training run."
