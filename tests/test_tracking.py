@@ -4,6 +4,8 @@ writes on runs. (Training runs through DVC: test_pipeline; servers: test_trackin
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -124,17 +126,41 @@ def test_a_run_whose_process_is_gone_is_ended_as_killed(local_store):
     import psutil
 
     alive = orphans.this_process()
-    host = alive.split(":")[0]
-    orphan = client.create_run(experiment_id, tags={orphans.PROCESS_TAG: f"{host}:{dead.pid}:1"})
-    mine = client.create_run(experiment_id, tags={orphans.PROCESS_TAG: alive})
-    elsewhere = client.create_run(experiment_id, tags={orphans.PROCESS_TAG: "other-host:1:1"})
-    assert psutil.pid_exists(int(alive.split(":")[1]))
+    machine, pid, _ = alive.rsplit(":", 2)
+    hostname = machine.split("/")[0]
+
+    def run_of(process: str):
+        return client.create_run(experiment_id, tags={orphans.PROCESS_TAG: process})
+
+    orphan = run_of(f"{machine}:{dead.pid}:1")
+    mine = run_of(alive)
+    elsewhere = run_of(f"other-host/0123456789abcdef:{dead.pid}:1")
+    # another container, or this machine before a reboot: same hostname, other pid space
+    same_hostname = run_of(f"{hostname}/0123456789abcdef:{dead.pid}:1")
+    by_hostname_alone = run_of(f"{hostname}:{dead.pid}:1")  # tagged before machine ids
+    assert psutil.pid_exists(int(pid))
 
     assert orphans.end_orphaned_runs(experiment_id) == [orphan.info.run_id]
     ended = client.get_run(orphan.info.run_id)
     assert ended.info.status == "KILLED" and "was gone" in ended.data.tags["killed_because"]
-    for run in (mine, elsewhere):  # alive, or on a machine this one cannot see
+    for run in (mine, elsewhere, same_hostname, by_hostname_alone):  # alive, or can't tell
         assert client.get_run(run.info.run_id).info.status == "RUNNING"
+
+
+def test_the_machine_is_told_by_its_pid_space_not_its_hostname(monkeypatch):
+    machine = orphans.this_machine()
+    assert machine.startswith(f"{socket.gethostname()}/") and len(machine.split("/")[1]) == 16
+    # a container beside this one: the same hostname and kernel, its own pid namespace
+    real_readlink = os.readlink
+    monkeypatch.setattr(
+        orphans.os, "readlink", lambda path: "pid:[1]" if "ns/pid" in path else real_readlink(path)
+    )
+    orphans.this_machine.cache_clear()
+    try:
+        assert orphans.this_machine() != machine
+        assert orphans.this_machine().split("/")[0] == machine.split("/")[0]
+    finally:
+        orphans.this_machine.cache_clear()
 
 
 def test_run_names_and_tags_say_stage_seed_and_experiment(monkeypatch):

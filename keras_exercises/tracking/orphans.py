@@ -2,25 +2,53 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import socket
+from functools import cache
 
-PROCESS_TAG = "process"  # host:pid:start time of the process that opened the run
+PROCESS_TAG = "process"  # machine:pid:start time of the process that opened the run
+
+# What tells one pid space from another. A hostname does not: containers often share one.
+# The machine id names the installation, the boot id its current boot (pids restart at
+# every boot), and the pid namespace tells containers on one kernel apart.
+_IDENTITY_FILES = ("/etc/machine-id", "/proc/sys/kernel/random/boot_id", "/proc/self/ns/pid")
+
+
+@cache
+def this_machine() -> str:
+    """`hostname/digest`: the hostname for people, the digest of the machine id, boot id and
+    pid namespace for telling whether a pid in a tag is one this process can look up."""
+    parts = [socket.gethostname()]
+    for path in _IDENTITY_FILES:
+        try:
+            parts.append(os.readlink(path) if path.startswith("/proc/self/ns") else _read(path))
+        except OSError:
+            parts.append("")  # not Linux, or not readable: the hostname still tells
+    digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+    return f"{parts[0]}/{digest}"
+
+
+def _read(path: str) -> str:
+    with open(path) as file:
+        return file.read().strip()
 
 
 def this_process() -> str:
     import psutil
 
     me = psutil.Process()
-    return f"{socket.gethostname()}:{me.pid}:{me.create_time():.2f}"
+    return f"{this_machine()}:{me.pid}:{me.create_time():.2f}"
 
 
 def _process_gone(tag: str) -> bool:
     """Whether the process a run's tag names is gone; False when it can't be told (another
-    machine, or a run without the tag). The start time tells a reused pid from the original."""
+    machine, container or boot, or a run without the tag). The start time tells a reused
+    pid from the original."""
     import psutil
 
-    host, pid, started = (tag.rsplit(":", 2) + ["", "", ""])[:3]
-    if host != socket.gethostname() or not pid.isdigit():
+    machine, pid, started = (tag.rsplit(":", 2) + ["", "", ""])[:3]
+    if machine != this_machine() or not pid.isdigit():
         return False
     try:
         return abs(psutil.Process(int(pid)).create_time() - float(started)) > 1
