@@ -35,7 +35,15 @@ share)
     shift
     git push origin HEAD
     dvc push --run-cache  # --run-cache: teammates' `dvc repro --pull` skips what ran here
-    for experiment in "$@"; do dvc exp push --run-cache origin "$experiment"; done
+    for experiment in "$@"; do
+        pushed=$(dvc exp push --run-cache origin "$experiment" 2>&1) || { echo "$pushed" >&2; exit 1; }
+        echo "$pushed"
+        # DVC prints this and exits 0: a teammate shared another experiment of that name
+        if grep -q "has diverged" <<<"$pushed"; then
+            echo "Nothing shared for '$experiment': rename yours (dvc exp rename) and share again." >&2
+            exit 1
+        fi
+    done
     ;;
 sync)
     shift

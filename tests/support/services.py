@@ -207,9 +207,8 @@ def team_servers(directory: Path, bucket: str = "team") -> Iterator[TeamServer]:
             server.stop()
 
 
-def team_script(clone: Path, env: dict[str, str], *args: str) -> str:
-    """Run `tools/team.sh ARGS` in `clone`; everything it printed."""
-    done = subprocess.run(
+def _run_team_script(clone: Path, env: dict[str, str], args: tuple[str, ...]):
+    return subprocess.run(
         ["bash", str(TEAM_SCRIPT), *args],
         cwd=clone,
         env=env,
@@ -217,6 +216,18 @@ def team_script(clone: Path, env: dict[str, str], *args: str) -> str:
         text=True,
         timeout=900,
     )
+
+
+def team_script(clone: Path, env: dict[str, str], *args: str) -> str:
+    """Run `tools/team.sh ARGS` in `clone`; everything it printed."""
+    done = _run_team_script(clone, env, args)
     if done.returncode != 0:
         raise RuntimeError(f"tools/team.sh {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
+    return done.stdout + done.stderr
+
+
+def team_script_fails(clone: Path, env: dict[str, str], *args: str) -> str:
+    """Run `tools/team.sh ARGS` in `clone`, which must fail; everything it printed."""
+    done = _run_team_script(clone, env, args)
+    assert done.returncode != 0, done.stdout + done.stderr
     return done.stdout + done.stderr
