@@ -26,7 +26,7 @@ from tests.conftest import (
     wait_for_queue,
 )
 from tests.support.project_copy import ROOT, copy_project, git, set_params
-from tests.support.services import TEAM_SCRIPT, team_script, team_servers
+from tests.support.services import TEAM_SCRIPT, team_script, team_script_fails, team_servers
 
 pytestmark = pytest.mark.slow
 
@@ -140,6 +140,15 @@ def test_experiments_travel_through_git_and_the_run_cache_spares_training(team, 
         ex1_metrics, indent=2, sort_keys=True
     ) + "\n"
 
+    # B's experiment under the name A shared: `share` refuses with DVC's message, where
+    # `dvc exp push` alone prints it and exits 0
+    (ran,) = re.findall(r"Ran experiment\(s\): (\S+)", output)
+    team_dvc(team, b, "exp", "remove", "lr-0.002")
+    team_dvc(team, b, "exp", "rename", ran, "lr-0.002")
+    refused = team_script_fails(b, team.env, "share", "lr-0.002")
+    assert "has diverged from remote experiment" in refused
+    assert "Nothing shared for 'lr-0.002': rename yours" in refused
+
 
 def test_two_queued_experiments_log_to_the_server_at_once(team, machines):
     a, _ = machines
@@ -148,11 +157,14 @@ def test_two_queued_experiments_log_to_the_server_at_once(team, machines):
         team_dvc(
             team, a, "exp", "run", "--queue", "-S", f"exercises.ex1.optimizer.learning_rate={rate}"
         )
+    client = mlflow.MlflowClient(team.url)
+    answered = client.get_model_version_by_alias("keras-exercises-ex1", "answer").version
     team_dvc(team, a, "queue", "start", "--jobs", "2")
     status = wait_for_queue(a)
     team_dvc(team, a, "queue", "stop")
     assert status.count("Success") == 2, status
-    client = mlflow.MlflowClient(team.url)
+    # experiments are trials: their reports leave the alias on the committed results' version
+    assert client.get_model_version_by_alias("keras-exercises-ex1", "answer").version == answered
     experiment = client.get_experiment_by_name("keras-exercises")
     runs = [
         r

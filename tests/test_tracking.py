@@ -8,6 +8,8 @@ import os
 import socket
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
 import pytest
@@ -207,7 +209,7 @@ def test_the_report_writes_answers_descriptions_and_the_answer_alias(local_store
         )
     ]
     descriptions = report_runs.run_descriptions(answers, 0.95)
-    report_runs.log_answers(answers, descriptions)
+    assert report_runs.log_answers(answers, descriptions, move_alias=True) == []
 
     logged = client.get_run(run.info.run_id).data
     assert (logged.metrics["Q6.1"], logged.metrics["Q6.1_low"]) == (0.6, 0.55)
@@ -216,3 +218,104 @@ def test_the_report_writes_answers_descriptions_and_the_answer_alias(local_store
     assert note.startswith("Exercise ex6, seed 42. Answers Q6.1 (")
     assert "0.01235, 95% interval 0.01100 – 0.01300." in note
     assert client.get_model_version_by_alias(model, report_runs.ANSWER_ALIAS).version == version
+
+
+def test_the_alias_moves_only_outside_experiments_and_only_to_the_linked_runs_version(
+    local_store,
+):
+    experiment_id, client = local_store
+    model = REGISTERED_MODEL.format(exercise="ex1")
+    client.create_registered_model(model)
+    run, other = client.create_run(experiment_id), client.create_run(experiment_id)
+    current = client.create_model_version(model, "file:///a", run.info.run_id).version
+    client.set_registered_model_alias(model, report_runs.ANSWER_ALIAS, current)
+    newer = client.create_model_version(model, "file:///b", run.info.run_id).version
+    others = client.create_model_version(model, "file:///c", other.info.run_id).version
+
+    def report(version: str, move_alias: bool) -> list[str]:
+        runs = {42: {"run_id": run.info.run_id, "model_version": version}}
+        answers = [
+            SimpleNamespace(
+                question=BY_ID["Q1.1"], seeds={42: 0.9}, seed_intervals={42: (0.8, 1)}, runs=runs
+            )
+        ]
+        return report_runs.log_answers(answers, {}, move_alias=move_alias)
+
+    def answer() -> str:
+        return client.get_model_version_by_alias(model, report_runs.ANSWER_ALIAS).version
+
+    assert report(newer, move_alias=False) == [] and answer() == current  # an experiment
+    (line,) = report(others, move_alias=True)  # a version another run logged
+    assert answer() == current
+    assert line.startswith(f"the alias `answer` of {model} stays where it is: version {others}")
+    assert report(newer, move_alias=True) == [] and answer() == newer
+
+
+@pytest.fixture
+def refusing_server():
+    """An HTTP server on 127.0.0.1 that answers every request as MLflow's basic-auth app
+    answers one without credentials: 401, in plain text."""
+
+    class Refuse(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="mlflow"')
+            self.end_headers()
+            self.wfile.write(b"You are not authenticated.")
+
+        do_POST = do_GET
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_each_run_is_annotated_in_its_own_store_and_each_failure_named(
+    local_store, tmp_path, refusing_server, monkeypatch
+):
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    experiment_id, client = local_store
+    here = store.tracking_uri()
+    elsewhere = f"sqlite:///{tmp_path / 'other.db'}"  # another clone's local store
+    other_client = mlflow.MlflowClient(elsewhere)
+    other_run = other_client.create_run(other_client.create_experiment("other")).info.run_id
+    stores = {
+        1: (here, client.create_run(experiment_id).info.run_id),
+        2: (elsewhere, other_run),
+        3: (here, "0" * 32),  # deleted from the store
+        4: (f"http://127.0.0.1:{free_port()}", "a" * 32),
+        5: (refusing_server, "b" * 32),
+        6: (f"sqlite:///{tmp_path / 'moved' / 'mlflow.db'}", "c" * 32),
+        7: ("nosuchscheme://team", "d" * 32),
+    }
+    runs = {seed: {"run_id": run_id, "tracking_uri": uri} for seed, (uri, run_id) in stores.items()}
+    answers = [
+        SimpleNamespace(
+            question=BY_ID["Q1.1"],
+            seeds=dict.fromkeys(runs, 0.9),
+            seed_intervals=dict.fromkeys(runs, (0.8, 1.0)),
+            runs=runs,
+        )
+    ]
+    left = report_runs.log_answers(answers, {}, move_alias=True)
+
+    for annotated in (client.get_run(stores[1][1]), other_client.get_run(other_run)):
+        assert annotated.data.metrics["Q1.1"] == 0.9
+    assert not (tmp_path / "moved").exists()  # not made where the runs are not
+    reasons = {
+        "has no such run (deleted, or its run.json came from another store)",
+        f"the store at {stores[4][0]} is unreachable",
+        f"the store at {refusing_server} refused these credentials (UNAUTHENTICATED)",
+        f"there is no MLflow store at {tmp_path / 'moved' / 'mlflow.db'} (moved or deleted?)",
+        "nosuchscheme://team is not a tracking URI MLflow can open",
+    }
+    assert len(left) == len(reasons)
+    for reason in reasons:
+        (line,) = [line for line in left if reason in line]
+        assert line.startswith("1 run")

@@ -57,10 +57,7 @@ def connect() -> str:
     artifact_location = None
     if not uri:
         uri, artifact_location = default_store()
-    if uri.startswith(("http://", "https://")):
-        # MLflow's default is minutes of retries; a dead server should fail in seconds
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    fail_fast_over_http(uri)
     mlflow.set_tracking_uri(uri)
     try:
         if artifact_location is None:
@@ -76,6 +73,13 @@ def connect() -> str:
             "server it names, fix MLFLOW_TRACKING_URI, or unset it to use the local store "
             "under mlruns/."
         ) from None
+
+
+def fail_fast_over_http(uri: str) -> None:
+    """MLflow's default is minutes of retries; a dead server should fail in seconds."""
+    if uri.startswith(("http://", "https://")):
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
 
 
 def summary(exc: Exception) -> str:
