@@ -9,12 +9,13 @@ import json
 import re
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import mlflow
 import pytest
+import requests
 import yaml
+from mlflow.exceptions import MlflowException
 
 from tests.conftest import (
     answers_and_metrics,
@@ -26,7 +27,13 @@ from tests.conftest import (
     wait_for_queue,
 )
 from tests.support.project_copy import ROOT, copy_project, git, set_params
-from tests.support.services import TEAM_SCRIPT, team_script, team_script_fails, team_servers
+from tests.support.services import (
+    READER,
+    TEAM_SCRIPT,
+    team_script,
+    team_script_fails,
+    team_servers,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -37,8 +44,24 @@ def team(tmp_path_factory):
         yield server
 
 
+def env_of(team, clone: Path) -> dict[str, str]:
+    """Machine A is alice's, B is bob's: two teammates, each with their own login."""
+    return team.user_env("bob" if clone.name == "b" else "alice")
+
+
 def team_dvc(team, clone: Path, *args: str) -> str:
-    return dvc(clone, *args, env=team.env)
+    return dvc(clone, *args, env=env_of(team, clone))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def reading_as_the_reader(team):
+    """The tests' own MLflow clients read the server as the team's reader."""
+    reader = team.user_env(READER)
+    names = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+    with pytest.MonkeyPatch.context() as patch:
+        for name in (*names, "MLFLOW_TRACKING_SERVER_CERT_PATH"):
+            patch.setenv(name, reader[name])
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +84,7 @@ def machines(team, tmp_path_factory, real_params, tiny_mirror):
     subprocess.run(["git", "clone", "-q", str(origin), str(b)], check=True)
     git(b, "config", "user.name", "teammate")
     git(b, "config", "user.email", "teammate@localhost")
-    team_script(b, team.env, "sync")
+    team_script(b, env_of(team, b), "sync")
     return a, b
 
 
@@ -88,15 +111,21 @@ def test_a_teammate_gets_every_output_without_training(team, machines, tmp_path)
     # artifacts went through the server to S3, and come back the same way
     figure = client.download_artifacts(runs[0].info.run_id, "evaluation.png", str(tmp_path))
     assert Path(figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    links = re.findall(r"\]\((http://[^)]+)\)", (b / "reports/answers.md").read_text())
+    links = re.findall(r"\]\((https://[^)]+)\)", (b / "reports/answers.md").read_text())
     assert len(links) == 9
     for link in links:
         run_id = link.split("/runs/")[1].removesuffix("?workflowType=machine_learning")
         assert link.startswith(f"{team.url}/#/experiments/{experiment.experiment_id}/runs/")
         assert link.endswith("?workflowType=machine_learning")  # the model-training view
-        api = f"{team.url}/api/2.0/mlflow/runs/get?run_id={run_id}"
-        with urllib.request.urlopen(api, timeout=10) as answer:
-            assert json.load(answer)["run"]["info"]["run_id"] == run_id
+        answer = reader_get(team, "/api/2.0/mlflow/runs/get", run_id=run_id)
+        assert answer.json()["run"]["info"]["run_id"] == run_id
+
+
+def reader_get(team, path: str, **params) -> requests.Response:
+    reader = (READER, team.passwords[READER])
+    return requests.get(
+        f"{team.url}{path}", params=params, auth=reader, verify=str(team.cert), timeout=10
+    )
 
 
 def test_a_second_cold_run_repeats_every_answer_byte_for_byte(machines, finished_project):
@@ -112,7 +141,7 @@ def test_experiments_travel_through_git_and_the_run_cache_spares_training(team, 
     team_dvc(team, a, "exp", "run", "-n", "lr-0.002", "-S", change)
     team_script(a, team.env, "share", "lr-0.002")
 
-    team_script(b, team.env, "sync", "lr-0.002")
+    team_script(b, env_of(team, b), "sync", "lr-0.002")
     shown = json.loads(team_dvc(team, b, "exp", "show", "--json"))
     experiments = {
         e["name"]: e["data"]
@@ -145,7 +174,7 @@ def test_experiments_travel_through_git_and_the_run_cache_spares_training(team, 
     (ran,) = re.findall(r"Ran experiment\(s\): (\S+)", output)
     team_dvc(team, b, "exp", "remove", "lr-0.002")
     team_dvc(team, b, "exp", "rename", ran, "lr-0.002")
-    refused = team_script_fails(b, team.env, "share", "lr-0.002")
+    refused = team_script_fails(b, env_of(team, b), "share", "lr-0.002")
     assert "has diverged from remote experiment" in refused
     assert "Nothing shared for 'lr-0.002': rename yours" in refused
 
@@ -180,6 +209,79 @@ def test_two_queued_experiments_log_to_the_server_at_once(team, machines):
         assert run.info.run_id in {m.source_run_id for m in models}
 
 
+def test_a_clone_with_local_runs_reports_across_both_stores(team, finished):
+    """Earlier runs in the local store, then MLFLOW_TRACKING_URI set to the team's server:
+    ex1 trains on the server, and the report writes to each run in its own store."""
+    ex2 = json.loads((finished / "outputs/ex2/seed42/run.json").read_text())
+    local = mlflow.MlflowClient(f"sqlite:///{finished / 'mlruns' / 'mlflow.db'}")
+    before = len(local.get_metric_history(ex2["run_id"], "Q2.1"))
+
+    rate = "exercises.ex1.optimizer.learning_rate=0.0035"
+    output = dvc(finished, "exp", "run", "-S", rate, env=team.env)
+    assert "Running stage 'train@ex1-42'" in output and "Note:" not in output, output
+    ex1 = json.loads((finished / "outputs/ex1/seed42/run.json").read_text())
+    assert ex1["tracking_uri"] == team.url
+    assert "Q1.1" in mlflow.MlflowClient(team.url).get_run(ex1["run_id"]).data.metrics
+    assert len(local.get_metric_history(ex2["run_id"], "Q2.1")) == before + 1
+
+
+def test_only_the_team_gets_in_a_reader_only_reads_and_no_secret_shows(team, machines, monkeypatch):
+    a, b = machines
+    api = "/api/2.0/mlflow/experiments/get-by-name"
+    query = {"experiment_name": "keras-exercises"}
+    assert reader_get(team, api, **query).status_code == 200
+
+    def status(**how) -> int:
+        url = f"{team.url}{api}"
+        return requests.get(url, params=query, verify=str(team.cert), timeout=10, **how).status_code
+
+    assert status() == 401  # no credentials
+    assert status(auth=("alice", "not her password")) == 401
+    assert status(auth=(READER, team.passwords[READER]), headers={"Host": "evil.example"}) == 403
+    with pytest.raises(requests.exceptions.ConnectionError):  # plain HTTP: no answer
+        requests.get(f"http://127.0.0.1:{team.port}/health", timeout=10)
+
+    # bob, on B, runs an experiment into the experiment alice's runs are in
+    output = team_dvc(team, b, "exp", "run", "-S", "exercises.ex1.optimizer.learning_rate=0.009")
+    assert "Running stage 'train@ex1-42'" in output
+    client = mlflow.MlflowClient(team.url)  # the reader
+    experiment = client.get_experiment_by_name("keras-exercises")
+    runs = client.search_runs([experiment.experiment_id])
+    (bobs,) = [r for r in runs if r.data.params.get("optimizer.learning_rate") == "0.009"]
+    assert bobs.info.status == "FINISHED" and bobs.data.tags["dvc_experiment"]
+    alices = json.loads((a / "outputs/ex1/seed42/run.json").read_text())
+    assert alices["experiment_id"] == experiment.experiment_id
+
+    for write in (
+        lambda: client.create_run(experiment.experiment_id),
+        lambda: client.set_registered_model_alias("keras-exercises-ex1", "answer", "1"),
+    ):
+        with pytest.raises(MlflowException) as refused:
+            write()
+        assert refused.value.error_code == "PERMISSION_DENIED"
+    bob = team.user_env("bob")
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "bob")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", bob["MLFLOW_TRACKING_PASSWORD"])
+    with pytest.raises(MlflowException) as refused:  # only admins delete
+        client.delete_run(runs[0].info.run_id)
+    assert refused.value.error_code == "PERMISSION_DENIED"
+
+    shown = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert "--app-name basic-auth" in shown
+    written = [
+        path
+        for clone in (a, b)
+        for folder in ("outputs", "reports", ".dvc")
+        for path in (clone / folder).rglob("*")
+        if path.is_file()
+    ] + [a / "dvc.lock", b / "dvc.lock"]
+    logged = [v for run in runs for v in (*run.data.params.values(), *run.data.tags.values())]
+    for secret in team.secrets():
+        assert secret not in shown
+        assert not [path for path in written if secret.encode() in path.read_bytes()]
+        assert not [value for value in logged if secret in value]
+
+
 def set_rate(clone: Path, rate: float, epochs: int | None = None) -> None:
     changes = {"exercises.ex1.optimizer.learning_rate": rate}
     if epochs:
@@ -202,7 +304,7 @@ def test_the_server_down_before_a_stage_then_killed_mid_training(team, machines)
     try:
         set_rate(b, 0.005)
         started = time.monotonic()
-        output = dvc_fails(b, "repro", env=team.env)
+        output = dvc_fails(b, "repro", env=env_of(team, b))
         assert time.monotonic() - started < 60
         assert f"cannot use the MLflow tracking store at {team.url}" in output
         assert "Epoch 1/" not in output
@@ -212,7 +314,7 @@ def test_the_server_down_before_a_stage_then_killed_mid_training(team, machines)
         team.start()
 
     set_rate(b, 0.006, epochs=40)
-    output = at_epoch_3(["dvc", "repro"], b, team.env, lambda process: team.stop())
+    output = at_epoch_3(["dvc", "repro"], b, env_of(team, b), lambda process: team.stop())
     assert f"lost the MLflow tracking store at {team.url} midway" in output
     restore_named(team, b, output)
     assert user_files(b) == before

@@ -281,12 +281,13 @@ def test_each_run_is_annotated_in_its_own_store_and_each_failure_named(
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     experiment_id, client = local_store
-    here = store.tracking_uri()
+    here, mine = store.tracking_uri(), client.create_run(experiment_id).info.run_id
     elsewhere = f"sqlite:///{tmp_path / 'other.db'}"  # another clone's local store
     other_client = mlflow.MlflowClient(elsewhere)
     other_run = other_client.create_run(other_client.create_experiment("other")).info.run_id
     stores = {
-        1: (here, client.create_run(experiment_id).info.run_id),
+        # this project's local store, named by a run.json written before the project moved
+        1: (f"sqlite:///{tmp_path / 'old' / 'mlruns' / 'mlflow.db'}?timeout=60", mine),
         2: (elsewhere, other_run),
         3: (here, "0" * 32),  # deleted from the store
         4: (f"http://127.0.0.1:{free_port()}", "a" * 32),

@@ -3,29 +3,74 @@
 # file as it is; tests/test_team.py runs it against real servers, so the two cannot drift.
 #
 #   tools/team.sh server          the team's MLflow server (on one machine, left running)
+#   tools/team.sh add-user [--reader] NAME
+#                                 a teammate (runs, model versions, aliases) or a reader
 #   tools/team.sh remote          the repository's DVC remote (once; then commit .dvc/config)
 #   tools/team.sh share [EXP...]  after a run: commits, outputs, run-cache, experiments
 #   tools/team.sh sync [EXP...]   in any clone, on any machine: every output of the
 #                                 checkout, the team's run-cache and the named experiments,
 #                                 without training
 #
-# Settings come from the environment:
-#   TEAM_DATABASE   the server's database, e.g. postgresql://mlflow@db.example:5432/mlflow
-#   TEAM_ARTIFACTS  where the server keeps artifacts, e.g. s3://team-bucket/mlflow
-#   TEAM_REMOTE     the DVC remote, e.g. s3://team-bucket/dvc
-#   S3_ENDPOINT     endpoint URL of S3-compatible storage that isn't AWS (optional)
-#   HOST, PORT      where the server listens (default 127.0.0.1:5000)
+# Settings come from the environment; no password ever goes on a command line or in a file:
+#   TEAM_DATABASE       the server's database, e.g. postgresql://mlflow@db.example:5432/mlflow
+#   TEAM_AUTH_DATABASE  its users and permissions, e.g. postgresql://mlflow@db.example/mlflow_auth
+#                       (their password: PGPASSWORD or ~/.pgpass, never in the URIs)
+#   MLFLOW_AUTH_ADMIN_PASSWORD  the first admin's password (user "admin"), on the first start
+#   TEAM_ARTIFACTS      where the server keeps artifacts, e.g. s3://team-bucket/mlflow
+#   TEAM_TLS_CERT, TEAM_TLS_KEY  the server's certificate and key: HTTPS only
+#   TEAM_HOST, TEAM_PORT   where it listens (default 127.0.0.1 and 5000)
+#   TEAM_ALLOWED_HOSTS  the names clients use for it, comma-separated (default TEAM_HOST)
+#   TEAM_USER_PASSWORD  add-user: the new user's password (run as an admin)
+#   TEAM_REMOTE         the DVC remote, e.g. s3://team-bucket/dvc
+#   S3_ENDPOINT         endpoint URL of S3-compatible storage that isn't AWS (optional)
 # The server and DVC need storage credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY,
-# or ~/.aws); MLflow's clients need none, only MLFLOW_TRACKING_URI=http://<server>:<port>.
+# or ~/.aws); MLflow's clients need MLFLOW_TRACKING_URI=https://<name>:<port> and a login
+# (MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or ~/.mlflow/credentials).
 set -euo pipefail
 
 case "${1:-}" in
 server)
+    for uri in "$TEAM_DATABASE" "$TEAM_AUTH_DATABASE"; do
+        if [[ "$uri" =~ ://[^/@]*:[^/@]*@ ]]; then
+            echo "A database URI holds a password: take it out, and give it in PGPASSWORD or ~/.pgpass." >&2
+            exit 2
+        fi
+    done
+    # through MLflow's environment variables: a command line is there for anyone's `ps`
+    export MLFLOW_BACKEND_STORE_URI="$TEAM_DATABASE"
+    export MLFLOW_ARTIFACTS_DESTINATION="$TEAM_ARTIFACTS"  # proxied: clients need no keys
     if [ -n "${S3_ENDPOINT:-}" ]; then export MLFLOW_S3_ENDPOINT_URL="$S3_ENDPOINT"; fi
-    # --artifacts-destination: the server proxies artifacts, so clients need no credentials
-    exec mlflow server --backend-store-uri "$TEAM_DATABASE" \
-        --artifacts-destination "$TEAM_ARTIFACTS" \
-        --host "${HOST:-127.0.0.1}" --port "${PORT:-5000}"
+    # CSRF protection of the UI's forms; any random key will do for one server
+    if [ -z "${MLFLOW_FLASK_SERVER_SECRET_KEY:-}" ]; then
+        MLFLOW_FLASK_SERVER_SECRET_KEY=$(python -c "import secrets; print(secrets.token_hex(32))")
+        export MLFLOW_FLASK_SERVER_SECRET_KEY
+    fi
+    MLFLOW_AUTH_CONFIG_PATH=$(mktemp -d)/basic_auth.ini
+    export MLFLOW_AUTH_CONFIG_PATH
+    cat >"$MLFLOW_AUTH_CONFIG_PATH" <<INI
+[mlflow]
+default_permission = NO_PERMISSIONS
+database_uri = $TEAM_AUTH_DATABASE
+admin_username = admin
+authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+INI
+    host=${TEAM_HOST:-127.0.0.1} port=${TEAM_PORT:-5000} scheme=http tls=""
+    if [ -n "${TEAM_TLS_CERT:-}" ]; then
+        scheme=https tls="--ssl-certfile $TEAM_TLS_CERT --ssl-keyfile $TEAM_TLS_KEY"
+    fi
+    # MLflow matches the Host header exactly, port included: each name with and without it
+    allowed="" origins=""
+    IFS=, read -ra names <<<"${TEAM_ALLOWED_HOSTS:-$host}"
+    for name in "${names[@]}"; do
+        allowed+="$name,$name:$port," origins+="$scheme://$name:$port,"
+    done
+    exec mlflow server --app-name basic-auth --host "$host" --port "$port" \
+        --allowed-hosts "${allowed%,}" --cors-allowed-origins "${origins%,}" \
+        ${tls:+--uvicorn-opts "$tls"}
+    ;;
+add-user)
+    shift
+    exec python -m keras_exercises.tracking.team_users "$@"
     ;;
 remote)
     dvc remote add --default --force team "$TEAM_REMOTE"
@@ -51,7 +96,7 @@ sync)
     for experiment in "$@"; do dvc exp pull origin "$experiment"; done
     ;;
 *)
-    sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

@@ -8,7 +8,13 @@ import os
 from pathlib import Path
 from urllib.parse import unquote
 
-from keras_exercises.tracking.store import fail_fast_over_http, summary, without_credentials
+from keras_exercises.tracking.store import (
+    STORE_DIR,
+    default_store,
+    fail_fast_over_http,
+    summary,
+    without_credentials,
+)
 
 
 class StoreUnusable(Exception):
@@ -16,13 +22,18 @@ class StoreUnusable(Exception):
 
 
 def store_of(run: dict) -> str:
-    """The tracking URI a run.json names; for one written before they named it, the store
-    in use (MLFLOW_TRACKING_URI), else the local one."""
-    if run.get("tracking_uri"):
-        return run["tracking_uri"]
-    from keras_exercises.tracking.store import default_store
+    """The tracking URI a run.json names. A project's local store is this project's, wherever
+    the run.json was written (the project may have moved, or be a copy); a run.json written
+    before they named a store means the store in use."""
+    uri = run.get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri or (uri.startswith("sqlite:") and _path(uri).parts[-2:] == (STORE_DIR, "mlflow.db")):
+        return default_store()[0]
+    return uri
 
-    return os.environ.get("MLFLOW_TRACKING_URI") or default_store()[0]
+
+def _path(sqlite_uri: str) -> Path:
+    # sqlite:///relative/path or sqlite:////absolute/path, as SQLAlchemy has them
+    return Path(unquote(sqlite_uri.removeprefix("sqlite:///").partition("?")[0]))
 
 
 def client_for(uri: str):
@@ -32,8 +43,7 @@ def client_for(uri: str):
     import mlflow
 
     if uri.startswith("sqlite:"):
-        # sqlite:///relative/path or sqlite:////absolute/path, as SQLAlchemy has them
-        path = Path(unquote(uri.removeprefix("sqlite:///").partition("?")[0]))
+        path = _path(uri)
         if not path.is_file():
             raise StoreUnusable(
                 f"there is no MLflow store at {path} (moved or deleted?): restore it, or "

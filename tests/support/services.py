@@ -6,8 +6,10 @@ server, whatever happens."""
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -30,11 +32,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until_up(url: str, process: subprocess.Popen, what: str, timeout: float = 120) -> None:
+def wait_until_up(
+    url: str, process: subprocess.Popen, what: str, timeout: float = 120, context=None
+) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=2):
+            with urllib.request.urlopen(url, timeout=2, context=context):
                 return
         except urllib.error.HTTPError:
             return  # it answers
@@ -62,22 +66,36 @@ def _as_postgres(command: list[str]) -> list[str]:
 
 
 class Postgres:
-    """A PostgreSQL 15 cluster in a directory of its own, listening on 127.0.0.1 only."""
+    """A PostgreSQL 15 cluster in a directory of its own, listening on 127.0.0.1 only, where
+    the role `mlflow` logs in with a password (scram-sha-256) and owns two databases: the
+    tracking server's and its users'. Only the server's own socket trusts its superuser."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.data = directory / "data"
         self.port = free_port()
-        self.uri = f"postgresql://postgres@127.0.0.1:{self.port}/mlflow"
+        self.password = secrets.token_urlsafe(16)
+        self.uri = f"postgresql://mlflow@127.0.0.1:{self.port}/mlflow"
+        self.auth_uri = f"postgresql://mlflow@127.0.0.1:{self.port}/mlflow_auth"
 
-    def _run(self, program: str, *args: str) -> None:
+    def _run(self, program: str, *args: str, stdin: str | None = None) -> None:
         command = _as_postgres([str(POSTGRES_BIN / program), *args])
-        subprocess.run(command, check=True, capture_output=True, text=True)
+        subprocess.run(command, check=True, capture_output=True, text=True, input=stdin)
 
     def init(self) -> None:
-        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres")
+        self._run(
+            "initdb", "-D", str(self.data), "-U", "postgres",
+            "--auth-local=trust", "--auth-host=scram-sha-256",
+        )  # fmt: skip
         self.start()
-        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "mlflow")
+        socket_dir = ["-h", str(self.directory), "-p", str(self.port), "-U", "postgres"]
+        # the password through standard input: a command line is there for anyone's `ps`
+        self._run(
+            "psql", *socket_dir, "-d", "postgres", "-v", "ON_ERROR_STOP=1",
+            stdin=f"CREATE ROLE mlflow LOGIN PASSWORD '{self.password}';",
+        )  # fmt: skip
+        for database in ("mlflow", "mlflow_auth"):
+            self._run("createdb", *socket_dir, "-O", "mlflow", database)
 
     def start(self) -> None:
         options = f"-p {self.port} -h 127.0.0.1 -k {self.directory}"
@@ -157,37 +175,97 @@ def team_environment(s3: S3Endpoint, extra: dict[str, str] | None = None) -> dic
     return {**os.environ, **S3_CREDENTIALS, "AWS_DEFAULT_REGION": "us-east-1", **(extra or {})}
 
 
-class TeamServer:
-    """`tools/team.sh server`: the team's `mlflow server` on PostgreSQL, artifacts on S3."""
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """(certificate, key) for 127.0.0.1 and localhost, made by openssl, as a team would for
+    a server on a private network without a CA of its own."""
+    cert, key = directory / "server.crt", directory / "server.key"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout", str(key), "-out", str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
 
-    def __init__(self, database: Postgres, s3: S3Endpoint, bucket: str, log: Path) -> None:
-        self.database, self.s3, self.log = database, s3, log
+
+# the team of the tests: two teammates, alice on machine A and bob on B, and a reader
+TEAMMATES, READER = ("alice", "bob"), "rita"
+
+
+class TeamServer:
+    """`tools/team.sh server`: the team's `mlflow server` with MLflow's basic-auth app, over
+    HTTPS only, on PostgreSQL with password authentication, artifacts on S3. Its users are
+    added with `tools/team.sh add-user` on the first start."""
+
+    def __init__(self, database: Postgres, s3: S3Endpoint, bucket: str, directory: Path) -> None:
+        self.database, self.s3, self.log = database, s3, directory / "mlflow-server.log"
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = team_environment(
+        self.url = f"https://127.0.0.1:{self.port}"
+        self.cert, key = self_signed_certificate(directory)
+        self.passwords = {name: secrets.token_urlsafe(16) for name in ("admin", *TEAMMATES, READER)}
+        self.server_env = team_environment(
             s3,
             {
-                "MLFLOW_TRACKING_URI": self.url,
                 "TEAM_DATABASE": database.uri,
+                "TEAM_AUTH_DATABASE": database.auth_uri,
+                "PGPASSWORD": database.password,
+                "MLFLOW_AUTH_ADMIN_PASSWORD": self.passwords["admin"],
                 "TEAM_ARTIFACTS": f"s3://{bucket}/mlflow",
-                "TEAM_REMOTE": f"s3://{bucket}/dvc",
                 "S3_ENDPOINT": s3.url,
-                "HOST": "127.0.0.1",
-                "PORT": str(self.port),
+                "TEAM_TLS_CERT": str(self.cert),
+                "TEAM_TLS_KEY": str(key),
+                "TEAM_HOST": "127.0.0.1",
+                "TEAM_PORT": str(self.port),
+                "TEAM_ALLOWED_HOSTS": "127.0.0.1,localhost",
             },
         )
+        self.bucket = bucket
         self.process: subprocess.Popen | None = None
+
+    def user_env(self, name: str) -> dict[str, str]:
+        """A client machine's environment, logged in as `name`: no database or admin secret."""
+        return team_environment(
+            self.s3,
+            {
+                "MLFLOW_TRACKING_URI": self.url,
+                "MLFLOW_TRACKING_USERNAME": name,
+                "MLFLOW_TRACKING_PASSWORD": self.passwords[name],
+                "MLFLOW_TRACKING_SERVER_CERT_PATH": str(self.cert),
+                "TEAM_REMOTE": f"s3://{self.bucket}/dvc",
+                "S3_ENDPOINT": self.s3.url,
+            },
+        )
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Machine A's: the first teammate's."""
+        return self.user_env(TEAMMATES[0])
+
+    def secrets(self) -> list[str]:
+        """Every password of the set-up, which must never show."""
+        return [self.database.password, *self.passwords.values()]
 
     def start(self) -> None:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 ["bash", str(TEAM_SCRIPT), "server"],
-                env=self.env,
+                env=self.server_env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        wait_until_up(f"{self.url}/health", self.process, "mlflow server")
+        context = ssl.create_default_context(cafile=str(self.cert))
+        wait_until_up(f"{self.url}/health", self.process, "mlflow server", context=context)
+
+    def add_users(self) -> None:
+        admin = self.user_env("admin")
+        for name in (*TEAMMATES, READER):
+            env = {**admin, "TEAM_USER_PASSWORD": self.passwords[name]}
+            role = ["--reader"] if name == READER else []
+            team_script(self.log.parent, env, "add-user", *role, name)
 
     def stop(self) -> None:
         if self.process is not None:
@@ -196,12 +274,14 @@ class TeamServer:
 
 @contextmanager
 def team_servers(directory: Path, bucket: str = "team") -> Iterator[TeamServer]:
-    """PostgreSQL, S3 with `bucket`, and the team's MLflow server on both, all started."""
+    """PostgreSQL, S3 with `bucket`, and the team's MLflow server on both, all started, with
+    its users added."""
     with s3_endpoint() as s3, postgres() as database:
         s3.create_bucket(bucket)
-        server = TeamServer(database, s3, bucket, directory / "mlflow-server.log")
+        server = TeamServer(database, s3, bucket, directory)
         server.start()
         try:
+            server.add_users()
             yield server
         finally:
             server.stop()
