@@ -266,7 +266,9 @@ def test_only_the_team_gets_in_a_reader_only_reads_and_no_secret_shows(team, mac
         client.delete_run(runs[0].info.run_id)
     assert refused.value.error_code == "PERMISSION_DENIED"
 
-    shown = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    # -ww: whole command lines, however long (ps cuts them at 80 columns otherwise)
+    ps = ["ps", "-eo", "args", "-ww"]
+    shown = subprocess.run(ps, capture_output=True, text=True).stdout
     assert "--app-name basic-auth" in shown
     written = [
         path
