@@ -33,7 +33,9 @@ MEASURED_EPOCHS = 5
 SIZES = (2000, 16000)  # training images per measured run
 
 
-def seconds_per_epoch(ex, n_train: int, n_test: int, embeddings: dict | None) -> float:
+def seconds_per_epoch(
+    ex, n_train: int, n_test: int, embeddings: dict | None, threads: int
+) -> float:
     """The median epoch time after the first on `n_train` synthetic images (the first also
     builds TensorFlow's graphs), with the exercise's own batch size and validation split.
     Exercises 5 and 6 also pass over the `n_test` test images each epoch (the recorded
@@ -52,13 +54,13 @@ def seconds_per_epoch(ex, n_train: int, n_test: int, embeddings: dict | None) ->
             split: np.resize(embeddings[split], (n, embeddings[split].shape[1]))
             for split, n in (("train", n_train), ("test", n_test))
         }
-    set_seed(42)
+    set_seed(42, threads)
     timer = EpochTimer()
     train_exercise(spec, data, embeddings, extra_callbacks=(timer,))
     return statistics.median(timer.seconds[1:])
 
 
-def embedding_rate(ex, n_images: int) -> tuple[float, dict]:
+def embedding_rate(ex, n_images: int, threads: int) -> tuple[float, dict]:
     """Images per second through the frozen base, and the embeddings of `n_images` images.
 
     Each call of `embed` builds its TensorFlow graph anew (seconds for MobileNetV2), so the
@@ -68,7 +70,7 @@ def embedding_rate(ex, n_images: int) -> tuple[float, dict]:
     from keras_exercises.runtime.seeding import set_seed
 
     data = prepare(synthetic_dataset(ex.dataset, n_images, 200), n_images, 200, ex.dataset)
-    set_seed(42)
+    set_seed(42, threads)
     to_embedding, _ = split_at_embedding(build_model(ex.model, data["x_train"].shape[1:]))
     seconds = []
     for n in (n_images // 4, n_images):
@@ -93,12 +95,13 @@ def main() -> None:
         full_train, full_test = FULL_TRAIN[ex.dataset], FULL_TEST[ex.dataset]
         rate, embeddings = None, None
         if ex.trains_on_embeddings:
-            rate, embeddings = embedding_rate(ex, args.n_embed)
+            rate, embeddings = embedding_rate(ex, args.n_embed, params.threads)
         # an epoch costs a fixed part (graph calls, the validation pass's set-up) and a part
         # per image: two sizes give both, and the full size follows
         # test images in the full data's proportion, for the exercises that pass over them
         small, large = (
-            seconds_per_epoch(ex, n, round(n * full_test / full_train), embeddings) for n in SIZES
+            seconds_per_epoch(ex, n, round(n * full_test / full_train), embeddings, params.threads)
+            for n in SIZES
         )
         kept = 1 - ex.training.validation_split  # the share of each slice that trains
         per_image = (large - small) / ((SIZES[1] - SIZES[0]) * kept)

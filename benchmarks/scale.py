@@ -37,7 +37,7 @@ def main() -> None:
     from keras_exercises.training import train_exercise
 
     data = prepare(read_mirror(mirror, ex.dataset), n_train, ex.n_test, ex.dataset)
-    set_seed(params.seeds[0])
+    set_seed(params.seeds[0], params.threads)
     timer = EpochTimer()
     train_exercise(ex, data, extra_callbacks=(timer,))
     after_first = sorted(timer.seconds[1:])

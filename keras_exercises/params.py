@@ -208,6 +208,10 @@ class Statistics(Section):
 class Params(Section):
     # every training and MC stage runs once per seed (dvc.yaml's matrix); answers are means
     seeds: Annotated[list[NonNegativeInt], Field(min_length=1), AfterValidator(_distinct_seeds)]
+    # TensorFlow's threads in each stage that trains, embeds or runs MC passes: they change
+    # a CNN's weights in the last digits, so the count is a param of those stages and DVC's
+    # run-cache key holds it
+    threads: PositiveInt
     data: Data
     # where the report's run links open the local store's runs: `mlflow ui` (README) serves it
     mlflow_ui: HttpUrl

@@ -28,7 +28,7 @@ def evaluate_exercise(params, name: str, seed: int) -> None:
     run_id = read_json(exercise_output(name, seed, "run.json"))["run_id"]
     # Before loading: the dropout layers take their seeds from it. Seeded per exercise, so
     # each one's passes are the same whichever exercises this process evaluates.
-    set_seed(seed)
+    set_seed(seed, params.threads)
     model = load_model(exercise_output(name, seed, "model.keras"))
     probabilities = mc_probabilities(model, data["x_test"], mc.passes, mc.batch_size)
     dropout_off = model.predict(data["x_test"], batch_size=mc.batch_size, verbose=0)

@@ -36,7 +36,7 @@ def main(argv: list[str]) -> None:
     from keras_exercises.training import train_exercise
 
     # the base the embeddings came from, then this seed for everything after it
-    set_seed(base_seed)
+    set_seed(base_seed, params.threads)
     with (
         store.store_failures_reported(),
         mlflow.start_run(

@@ -19,9 +19,11 @@ from tests.support.project_copy import ROOT, copy_project, git
 
 
 def shrink(params: dict, mirror: str | None) -> dict:
-    """The real params at toy size: a few dozen samples, 2 epochs, a small random MobileNetV2."""
+    """The real params at toy size: a few dozen samples, 2 epochs, a small random MobileNetV2,
+    one TensorFlow thread per stage (the suite runs three workers on two cores)."""
     small = copy.deepcopy(params)
     small["data"]["mirror"] = mirror
+    small["threads"] = 1
     for ex in small["exercises"].values():
         ex["n_train"], ex["n_test"] = 40, 20
         ex["training"]["epochs"] = 2

@@ -65,6 +65,8 @@ BAD_VALUES = [
     ("seed", 42, "seed: replaced by `seeds`, a list: write `seeds: [<your seed>]`"),
     ("seeds", [42, 42], "seeds: each seed once, got [42, 42]"),
     ("seeds", [-1], "seeds[0]: input should be greater than or equal to 0, got -1"),
+    ("threads", 0, "threads: input should be greater than 0, got 0"),
+    ("threads", DELETE, "threads: required key is missing"),
     (
         "statistics.confidence_level",
         1.5,
