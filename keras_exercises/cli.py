@@ -1,4 +1,5 @@
-"""The `keras-exercises` command: `keras-exercises compare [A [B]] [--json]`."""
+"""The `keras-exercises` command: `compare [A [B]] [--json]` and
+`sweep [--address ADDRESS] [-n NAME] [-S OVERRIDE]... [--json]`."""
 
 from __future__ import annotations
 
@@ -36,7 +37,38 @@ def main(argv: list[str] | None = None) -> int:
     compare_parser.add_argument("a", nargs="?", default="HEAD", help="default: HEAD")
     compare_parser.add_argument("b", nargs="?", default=WORKSPACE, help=f"default: {WORKSPACE}")
     compare_parser.add_argument("--json", action="store_true", help="a JSON list of rows")
+    sweep_parser = commands.add_parser(
+        "sweep",
+        help="a grid of experiments, every stage of each a task on a Ray cluster",
+        description=(
+            "Runs every grid point's stages as Ray tasks (each starts once the stages it needs "
+            "are done; stages the points share run once), then brings each point home as a "
+            "DVC experiment restored from DVC's run-cache and pushes it. The workspace must "
+            "be committed and pushed, with a DVC remote in .dvc/config. docs/cluster.md."
+        ),
+    )
+    sweep_parser.add_argument(
+        "--address",
+        help="a Ray cluster: auto, host:port or ray://host:port (default: a Ray instance "
+        "on this machine's CPUs and GPUs)",
+    )
+    sweep_parser.add_argument(
+        "-n", "--name", help="the sweep's name; its experiments are <name>-1, <name>-2, ..."
+    )
+    sweep_parser.add_argument(
+        "-S",
+        "--set-param",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="OVERRIDE",
+        help="as `dvc exp run -S`, sweeps included: key=a,b, key=choice(a,b), "
+        "key=range(1,4); the grid is the product of all of them",
+    )
+    sweep_parser.add_argument("--json", action="store_true", help="the final table as JSON")
     args = parser.parse_args(argv)
+    if args.command == "sweep":
+        return _sweep(args)
     try:
         statistics = load_params().statistics
         a, b = (Revision(None if rev == WORKSPACE else rev) for rev in (args.a, args.b))
@@ -49,6 +81,16 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(comparison_table(rows, a.label, b.label, statistics.significance_level, note))
     return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from keras_exercises.sweep.command import sweep
+
+    try:
+        return sweep(args.name, args.overrides, args.address, args.json)
+    except PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

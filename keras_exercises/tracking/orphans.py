@@ -8,6 +8,8 @@ import socket
 from functools import cache
 
 PROCESS_TAG = "process"  # machine:pid:start time of the process that opened the run
+# a sweep's <name>/<stage key>: Ray runs a task again only once its earlier attempt is dead
+SWEEP_TASK_TAG = "sweep_task"
 
 # What tells one pid space from another. A hostname does not: containers often share one.
 # The machine id names the installation, the boot id its current boot (pids restart at
@@ -59,7 +61,8 @@ def _process_gone(tag: str) -> bool:
 
 
 def end_orphaned_runs(experiment_id: str) -> list[str]:
-    """Mark KILLED the runs still RUNNING whose process on this machine is gone.
+    """Mark KILLED the runs still RUNNING whose process on this machine is gone, or whose
+    sweep task this process runs again.
 
     A stage killed outright (SIGKILL, out of memory, power loss) cannot end its run, which
     MLflow would then show as running forever. Returns the run ids it ended.
@@ -68,14 +71,17 @@ def end_orphaned_runs(experiment_id: str) -> list[str]:
 
     client = mlflow.MlflowClient()
     ended = []
+    retrying = os.environ.get("KERAS_EXERCISES_SWEEP_TASK")
     for run in client.search_runs([experiment_id], "attributes.status = 'RUNNING'"):
         tag = run.data.tags.get(PROCESS_TAG, "")
-        if _process_gone(tag):
-            client.set_tag(
-                run.info.run_id,
-                "killed_because",
-                f"its process ({tag}) was gone when the next training run started",
-            )
-            client.set_terminated(run.info.run_id, "KILLED")
-            ended.append(run.info.run_id)
+        if retrying and run.data.tags.get(SWEEP_TASK_TAG) == retrying:
+            # on another machine its pid tells nothing; that the task runs again does
+            why = f"its sweep task ({retrying}) ran again: the earlier attempt was lost"
+        elif _process_gone(tag):
+            why = f"its process ({tag}) was gone when the next training run started"
+        else:
+            continue
+        client.set_tag(run.info.run_id, "killed_because", why)
+        client.set_terminated(run.info.run_id, "KILLED")
+        ended.append(run.info.run_id)
     return ended

@@ -23,12 +23,19 @@ class StoreUnusable(Exception):
 
 def store_of(run: dict) -> str:
     """The tracking URI a run.json names. A project's local store is this project's, wherever
-    the run.json was written (the project may have moved, or be a copy); a run.json written
-    before they named a store means the store in use."""
+    the run.json was written (the project may have moved, or be a copy), unless
+    MLFLOW_TRACKING_URI names a project's local store; a run.json written before they named
+    a store means the store in use."""
     uri = run.get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI")
-    if not uri or (uri.startswith("sqlite:") and _path(uri).parts[-2:] == (STORE_DIR, "mlflow.db")):
-        return default_store()[0]
+    if not uri or _is_project_store(uri):
+        in_use = os.environ.get("MLFLOW_TRACKING_URI", "")
+        # a sweep's tasks run in clones and log to the launching project's local store
+        return in_use if _is_project_store(in_use) else default_store()[0]
     return uri
+
+
+def _is_project_store(uri: str) -> bool:
+    return uri.startswith("sqlite:") and _path(uri).parts[-2:] == (STORE_DIR, "mlflow.db")
 
 
 def _path(sqlite_uri: str) -> Path:

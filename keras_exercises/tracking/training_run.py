@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from keras_exercises.tracking.dataset_inputs import log_datasets
-from keras_exercises.tracking.orphans import PROCESS_TAG, this_process
+from keras_exercises.tracking.orphans import PROCESS_TAG, SWEEP_TASK_TAG, this_process
 
 REGISTERED_MODEL = "keras-exercises-{exercise}"
 
@@ -43,7 +43,21 @@ def run_tags(seed: int) -> dict[str, str]:
     }
     if os.environ.get("DVC_EXP_NAME"):
         tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
-    return tags
+    return tags | sweep_tags()
+
+
+# set by `keras-exercises sweep` for the stages its Ray tasks run (sweep/node_task.py)
+_SWEEP_TAGS = {
+    "KERAS_EXERCISES_SWEEP": "sweep",
+    "KERAS_EXERCISES_SWEEP_POINTS": "sweep_points",
+    "KERAS_EXERCISES_SWEEP_TASK": SWEEP_TASK_TAG,
+    "KERAS_EXERCISES_RAY_NODE": "ray_node",
+    "KERAS_EXERCISES_SWEEP_PARENT_RUN": "mlflow.parentRunId",  # nests it under the sweep's
+}
+
+
+def sweep_tags() -> dict[str, str]:
+    return {tag: os.environ[name] for name, tag in _SWEEP_TAGS.items() if os.environ.get(name)}
 
 
 def run_description(exercise: str, dataset: str, n_train: int, n_test: int, seed: int) -> str:

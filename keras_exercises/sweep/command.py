@@ -1,0 +1,155 @@
+"""`keras-exercises sweep`: check, plan, run every stage on Ray, bring each grid point home
+as a DVC experiment as soon as it is done, and end with the table of answers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+from keras_exercises.sweep.grid import PARAMS_FILE, GridPoint, grid_points
+from keras_exercises.sweep.homecoming import (
+    PointResult,
+    bring_home,
+    compare_with_launch,
+    results_table,
+)
+from keras_exercises.sweep.node_task import StageJob
+from keras_exercises.sweep.plan import Plan, plan_sweep
+from keras_exercises.sweep.preflight import (
+    committed_and_pushed,
+    dvc_remote_in_project,
+    store_fits_cluster,
+)
+from keras_exercises.sweep.schedule import SweepProgress, connect, run_plan
+
+GIT_REMOTE = "origin"
+
+
+def default_name(commit: str, overrides: list[str]) -> str:
+    """The same command on the same commit gets the same name, so running it again (after
+    the driver was killed, say) restores what is done and replaces its experiments."""
+    digest = hashlib.sha256("\0".join(overrides).encode()).hexdigest()[:6]
+    return f"sweep-{commit[:7]}-{digest}"
+
+
+def sweep(name: str | None, overrides: list[str], address: str | None, as_json: bool) -> int:
+    """Returns the exit status: 0 when every grid point came home, 1 otherwise."""
+    import mlflow
+
+    from keras_exercises.params import load_params
+    from keras_exercises.tracking import store
+
+    url, commit = committed_and_pushed(GIT_REMOTE)
+    name = name or default_name(commit, overrides)
+    points = grid_points(name, overrides, Path(PARAMS_FILE))
+    dvc_remote_in_project()
+    nodes = connect(address)
+    try:
+        store_fits_cluster(store.without_credentials(_store_uri()), nodes)
+        experiment_id = store.connect()
+        client = mlflow.MlflowClient()
+        parent_id = _parent_run(client, experiment_id, name, commit, overrides, len(points))
+        print(f"{name}: {len(points)} grid points on {nodes} Ray node(s); MLflow run {parent_id}")
+        status = "KILLED"  # unless it gets to the end
+        try:
+            results = _run(name, url, commit, points, store.tracking_uri(), parent_id)
+            statistics = load_params().statistics
+            for result in results:
+                if result.status == "done":
+                    compare_with_launch(result, statistics)
+            status = "FINISHED" if all(r.status == "done" for r in results) else "FAILED"
+        finally:
+            client.set_terminated(parent_id, status)
+    finally:
+        _shutdown()
+    if as_json:
+        print(json.dumps([r.as_dict() for r in results], indent=2))
+    else:
+        print(results_table(results))
+    return 0 if status == "FINISHED" else 1
+
+
+def _parent_run(client, experiment_id: str, name: str, commit: str, overrides, n_points) -> str:
+    """One MLflow run for the sweep; every training run of it is its child."""
+    grid = " ".join(overrides) or "the current params"
+    parent = client.create_run(
+        experiment_id,
+        run_name=f"sweep {name}",
+        tags={
+            "sweep": name,
+            "mlflow.note.content": f"Sweep {name} of commit {commit[:7]}: {grid}, "
+            f"{n_points} grid points. Its training runs are its children.",
+        },
+    )
+    client.log_param(parent.info.run_id, "grid", grid)
+    return parent.info.run_id
+
+
+def _run(
+    name: str, url: str, commit: str, points: list[GridPoint], tracking_uri: str, parent_id: str
+) -> list[PointResult]:
+    plan = plan_sweep(Path("."), commit, points)
+    by_name = {point.name: point for point in points}
+
+    def job_of(key: str) -> StageJob:
+        stage = plan.stages[key]
+        # any point the stage serves will do: its key holds its params and its upstream's
+        overrides = by_name[stage.points[0]].overrides
+        return StageJob(
+            url,
+            commit,
+            overrides,
+            key,
+            stage.address,
+            name,
+            tuple(stage.points),
+            tracking_uri,
+            parent_id,
+        )
+
+    homecomings: dict[str, Future] = {}
+    with ThreadPoolExecutor(max_workers=1) as home:  # one `dvc exp run` at a time
+
+        def on_stage_done(key: str, progress: SweepProgress) -> None:
+            for point_name in plan.stages[key].points:
+                keys = plan.point_stages[point_name]
+                if point_name not in homecomings and all(k in progress.outcomes for k in keys):
+                    homecomings[point_name] = home.submit(
+                        bring_home, by_name[point_name], GIT_REMOTE
+                    )
+
+        progress = run_plan(plan, job_of, on_stage_done)
+        return [_result(point, plan, progress, homecomings) for point in points]
+
+
+def _result(
+    point: GridPoint, plan: Plan, progress: SweepProgress, homecomings: dict[str, Future]
+) -> PointResult:
+    keys = plan.point_stages[point.name]
+    failed = [k for k in keys if k in progress.failures]
+    # the stage that failed of itself, not one that only lacked its failed inputs
+    own = [k for k in failed if not set(plan.stages[k].upstream) & set(failed)]
+    if own:
+        messages = [f"{plan.stages[k].address}: {progress.failures[k]}" for k in own]
+        return PointResult(point, "failed", "\n".join(messages))
+    try:
+        homecomings[point.name].result()
+    except Exception as exc:  # noqa: BLE001 - shown in the table, the other points go on
+        return PointResult(point, "failed", f"bringing it home: {exc}")
+    return PointResult(point, "done")
+
+
+def _store_uri() -> str:
+    import os
+
+    from keras_exercises.tracking.store import default_store
+
+    return os.environ.get("MLFLOW_TRACKING_URI") or default_store()[0]
+
+
+def _shutdown() -> None:
+    import ray
+
+    ray.shutdown()

@@ -1,0 +1,72 @@
+"""What a sweep checks before anything runs, each failure one line with its fix: the nodes
+clone the last commit from the git remote and exchange outputs through the DVC remote, so
+both must hold what the sweep runs."""
+
+from __future__ import annotations
+
+import subprocess
+
+from keras_exercises.runtime.errors import PipelineError
+
+
+def committed_and_pushed(git_remote: str = "origin") -> tuple[str, str]:
+    """(the git remote's URL, HEAD's commit) once the workspace is clean and HEAD is on the
+    remote."""
+    changed = _git("status", "--porcelain").splitlines()
+    if changed:
+        files = ", ".join(line[3:] for line in changed[:5]) + (", ..." if len(changed) > 5 else "")
+        raise PipelineError(
+            f"uncommitted changes ({files}): every node runs the last commit, so commit them "
+            "(or `git stash`) and push, then sweep"
+        )
+    commit = _git("rev-parse", "HEAD").strip()
+    try:
+        url = _git("remote", "get-url", git_remote).strip()
+    except subprocess.CalledProcessError:
+        raise PipelineError(
+            f"no git remote '{git_remote}': the nodes clone the commit from it; "
+            f"`git remote add {git_remote} <url>` and `git push`"
+        ) from None
+    remote_heads = [line.split()[0] for line in _git("ls-remote", git_remote).splitlines()]
+    if not any(_contains(head, commit) for head in remote_heads):
+        raise PipelineError(
+            f"HEAD ({commit[:7]}) is not on {git_remote} ({url}): the nodes clone it from "
+            f"there; `git push {git_remote}` first"
+        )
+    return url, commit
+
+
+def _contains(head: str, commit: str) -> bool:
+    if head == commit:
+        return True
+    known = subprocess.run(["git", "cat-file", "-e", f"{head}^{{commit}}"], capture_output=True)
+    if known.returncode != 0:  # not fetched here: it cannot be told, so it does not count
+        return False
+    return subprocess.run(["git", "merge-base", "--is-ancestor", commit, head]).returncode == 0
+
+
+def dvc_remote_in_project() -> str:
+    """The default DVC remote named in .dvc/config, the file the nodes' clones have."""
+    from dvc.repo import Repo
+
+    with Repo() as repo:
+        name = repo.config.read("repo").get("core", {}).get("remote")
+    if not name:
+        raise PipelineError(
+            "no default DVC remote in .dvc/config: the nodes exchange every stage's outputs "
+            "through it; `dvc remote add -d <name> <url>` (docs/team.md), commit and push"
+        )
+    return name
+
+
+def store_fits_cluster(tracking_uri: str, nodes: int) -> None:
+    if nodes > 1 and not tracking_uri.startswith(("http://", "https://")):
+        raise PipelineError(
+            f"the MLflow store is {tracking_uri}, a file on this machine, and the cluster has "
+            f"{nodes} nodes: set MLFLOW_TRACKING_URI to the team's tracking server "
+            "(docs/team.md) on this machine and every node"
+        )
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout
