@@ -37,6 +37,9 @@ def shrink(params: dict, mirror: str | None) -> dict:
 def pytest_configure(config: pytest.Config) -> None:
     # DVC reports usage to its servers from a background process; tests talk to 127.0.0.1
     os.environ["DVC_NO_ANALYTICS"] = "1"
+    # Ray's nodes, and the sweep drivers tests start, on 127.0.0.1 rather than the
+    # machine's outward address (read when ray is imported, which tests do lazily)
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -111,6 +114,21 @@ def write_params(directory: Path, params: dict) -> Path:
 def project(tmp_path, small_params) -> Path:
     """A copy of this project's tracked files in a fresh git repo, with shrunk params."""
     return copy_project(tmp_path / "project", yaml.safe_dump(small_params, sort_keys=False))
+
+
+@pytest.fixture
+def pushed_project(project: Path, tmp_path: Path, monkeypatch) -> Path:
+    """`project`, pushed to a bare git origin, with a local DVC remote; the working
+    directory, as for a user who runs a command there."""
+    origin = tmp_path / "origin.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(origin)], check=True)
+    git(project, "remote", "add", "origin", str(origin))
+    remote = ["dvc", "remote", "add", "-d", "store", str(tmp_path / "dvc-remote")]
+    subprocess.run(remote, cwd=project, check=True, capture_output=True)
+    git(project, "commit", "-qam", "a DVC remote")
+    git(project, "push", "-q", "origin", "HEAD:refs/heads/main")
+    monkeypatch.chdir(project)
+    return project
 
 
 def dvc_run(project: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:

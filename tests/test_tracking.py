@@ -149,6 +149,24 @@ def test_a_run_whose_process_is_gone_is_ended_as_killed(local_store):
         assert client.get_run(run.info.run_id).info.status == "RUNNING"
 
 
+def test_a_sweep_tasks_earlier_attempt_is_ended_by_its_next(local_store, monkeypatch):
+    """On another machine a pid tells nothing: that Ray runs the task again does."""
+    experiment_id, client = local_store
+    elsewhere = "other-host/0123456789abcdef:4242:1"
+
+    def run_of(task: str):
+        tags = {orphans.PROCESS_TAG: elsewhere, orphans.SWEEP_TASK_TAG: task}
+        return client.create_run(experiment_id, tags=tags)
+
+    lost, other_task = run_of("grid/0011"), run_of("grid/0022")
+    monkeypatch.setenv("KERAS_EXERCISES_SWEEP_TASK", "grid/0011")
+    assert orphans.end_orphaned_runs(experiment_id) == [lost.info.run_id]
+    ended = client.get_run(lost.info.run_id)
+    assert ended.info.status == "KILLED"
+    assert "sweep task (grid/0011) ran again" in ended.data.tags["killed_because"]
+    assert client.get_run(other_task.info.run_id).info.status == "RUNNING"
+
+
 def test_the_machine_is_told_by_its_pid_space_not_its_hostname(monkeypatch):
     machine = orphans.this_machine()
     assert machine.startswith(f"{socket.gethostname()}/") and len(machine.split("/")[1]) == 16
@@ -173,6 +191,23 @@ def test_run_names_and_tags_say_stage_seed_and_experiment(monkeypatch):
     assert tags["dvc_stage"] == "train@ex1-42" and tags["dvc_experiment"] == "lr-0.01"
     assert tags["seed"] == "42" and tags["device"] == "CPU"
     assert "git_commit" not in tags  # MLflow sets mlflow.source.git.commit itself
+    assert not any(tag.startswith(("sweep", "ray_")) for tag in tags)
+    # a sweep's task: its name, grid points, task and node, nested under its parent run
+    for name, value in {
+        "KERAS_EXERCISES_SWEEP": "grid",
+        "KERAS_EXERCISES_SWEEP_POINTS": "grid-1, grid-2",
+        "KERAS_EXERCISES_SWEEP_TASK": "grid/0011",
+        "KERAS_EXERCISES_RAY_NODE": "ab12",
+        "KERAS_EXERCISES_SWEEP_PARENT_RUN": "parent-id",
+    }.items():
+        monkeypatch.setenv(name, value)
+    tags = run_tags(42)
+    assert (tags["sweep"], tags["sweep_points"], tags["sweep_task"]) == (
+        "grid",
+        "grid-1, grid-2",
+        "grid/0011",
+    )
+    assert (tags["ray_node"], tags["mlflow.parentRunId"]) == ("ab12", "parent-id")
 
 
 def test_datasets_carry_the_dvc_hash_and_path(local_store, tmp_path):
@@ -320,3 +355,16 @@ def test_each_run_is_annotated_in_its_own_store_and_each_failure_named(
     for reason in reasons:
         (line,) = [line for line in left if reason in line]
         assert line.startswith("1 run")
+
+
+def test_a_run_json_naming_a_local_store_means_the_local_store_in_use(local_store, monkeypatch):
+    """This project's store, wherever run.json was written; but a sweep's tasks, in clones,
+    log to the launching project's, which MLFLOW_TRACKING_URI names."""
+    from keras_exercises.tracking.run_stores import store_of
+
+    written = {"tracking_uri": "sqlite:////elsewhere/copy/mlruns/mlflow.db?timeout=60"}
+    assert store_of(written) == store.default_store()[0]
+    assert store_of({"tracking_uri": "https://mlflow.example"}) == "https://mlflow.example"
+    launching = "sqlite:////home/me/project/mlruns/mlflow.db?timeout=60"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", launching)
+    assert store_of(written) == launching

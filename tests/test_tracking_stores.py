@@ -3,48 +3,20 @@
 import json
 import os
 import subprocess
-import sys
 
 import mlflow
 import pytest
 
 from tests.conftest import dvc, wait_for_queue
-from tests.support.services import free_port, stop, wait_until_up
+from tests.support.services import plain_mlflow_server
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def mlflow_server(tmp_path):
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{tmp_path / 'server.db'}",
-            "--artifacts-destination",
-            str(tmp_path / "server-artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        wait_until_up(f"{url}/health", server, "mlflow server")
+    with plain_mlflow_server(tmp_path) as url:
         yield url
-    finally:
-        stop(server)
 
 
 def test_runs_go_to_the_server_named_by_the_environment(project, mlflow_server):

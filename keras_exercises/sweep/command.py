@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict
 from pathlib import Path
 
 from keras_exercises.sweep.grid import PARAMS_FILE, GridPoint, grid_points
@@ -15,7 +17,7 @@ from keras_exercises.sweep.homecoming import (
     compare_with_launch,
     results_table,
 )
-from keras_exercises.sweep.node_task import StageJob
+from keras_exercises.sweep.node_task import StageJob, StageOutcome
 from keras_exercises.sweep.plan import Plan, plan_sweep
 from keras_exercises.sweep.preflight import (
     committed_and_pushed,
@@ -51,10 +53,13 @@ def sweep(name: str | None, overrides: list[str], address: str | None, as_json: 
         experiment_id = store.connect()
         client = mlflow.MlflowClient()
         parent_id = _parent_run(client, experiment_id, name, commit, overrides, len(points))
-        print(f"{name}: {len(points)} grid points on {nodes} Ray node(s); MLflow run {parent_id}")
+        print(
+            f"{name}: {len(points)} grid points on {nodes} Ray node(s); MLflow run {parent_id}",
+            file=sys.stderr if as_json else sys.stdout,  # --json: stdout is the JSON alone
+        )
         status = "KILLED"  # unless it gets to the end
         try:
-            results = _run(name, url, commit, points, store.tracking_uri(), parent_id)
+            results, outcomes = _run(name, url, commit, points, store.tracking_uri(), parent_id)
             statistics = load_params().statistics
             for result in results:
                 if result.status == "done":
@@ -65,7 +70,8 @@ def sweep(name: str | None, overrides: list[str], address: str | None, as_json: 
     finally:
         _shutdown()
     if as_json:
-        print(json.dumps([r.as_dict() for r in results], indent=2))
+        stages = [asdict(outcome) for outcome in outcomes]
+        print(json.dumps({"points": [r.as_dict() for r in results], "stages": stages}, indent=2))
     else:
         print(results_table(results))
     return 0 if status == "FINISHED" else 1
@@ -74,6 +80,11 @@ def sweep(name: str | None, overrides: list[str], address: str | None, as_json: 
 def _parent_run(client, experiment_id: str, name: str, commit: str, overrides, n_points) -> str:
     """One MLflow run for the sweep; every training run of it is its child."""
     grid = " ".join(overrides) or "the current params"
+    # the same sweep run again (its driver was killed): the earlier attempt's run ends here
+    earlier = f"tags.sweep = '{name}' AND attributes.status = 'RUNNING'"
+    for run in client.search_runs([experiment_id], earlier):
+        if "mlflow.parentRunId" not in run.data.tags:
+            client.set_terminated(run.info.run_id, "KILLED")
     parent = client.create_run(
         experiment_id,
         run_name=f"sweep {name}",
@@ -89,7 +100,8 @@ def _parent_run(client, experiment_id: str, name: str, commit: str, overrides, n
 
 def _run(
     name: str, url: str, commit: str, points: list[GridPoint], tracking_uri: str, parent_id: str
-) -> list[PointResult]:
+) -> tuple[list[PointResult], list[StageOutcome]]:
+    """Each point's result, and how each stage went (where, how long, whether it ran)."""
     plan = plan_sweep(Path("."), commit, points)
     by_name = {point.name: point for point in points}
 
@@ -121,7 +133,8 @@ def _run(
                     )
 
         progress = run_plan(plan, job_of, on_stage_done)
-        return [_result(point, plan, progress, homecomings) for point in points]
+        results = [_result(point, plan, progress, homecomings) for point in points]
+    return results, list(progress.outcomes.values())
 
 
 def _result(

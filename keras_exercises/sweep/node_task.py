@@ -46,7 +46,9 @@ class StageOutcome:
     host: str
     ran: bool  # False: restored from DVC's run-cache
     seconds: float  # the whole task
-    overhead_seconds: float  # cloning, pulling and pushing: the task less the stage
+    overhead_seconds: float  # cloning, checking out and pushing: the task less `dvc repro`
+    started_at: float  # the task's start and end, seconds since the epoch
+    ended_at: float
 
 
 class StageFailed(Exception):
@@ -64,7 +66,7 @@ def run_stage(job: StageJob, *needed: StageOutcome) -> StageOutcome:
     """Run `job`'s stage once every stage in `needed` is done (Ray passes their outcomes)."""
     import ray
 
-    started = time.monotonic()
+    started, started_at = time.monotonic(), time.time()
     node = ray.get_runtime_context().get_node_id()
     scratch = node_scratch(node)
     work = Path(tempfile.mkdtemp(prefix=job.address.replace("@", "-") + "-", dir=scratch / "work"))
@@ -89,6 +91,8 @@ def run_stage(job: StageJob, *needed: StageOutcome) -> StageOutcome:
         ran=f"Running stage '{job.address}'" in repro,
         seconds=seconds,
         overhead_seconds=seconds - stage_seconds,
+        started_at=started_at,
+        ended_at=time.time(),
     )
 
 
@@ -110,7 +114,8 @@ def _stage_env(job: StageJob, node: str) -> dict[str, str]:
 
 
 def _dvc(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
-    return _run([sys.executable, "-m", "dvc", *args], cwd, env)
+    tether = [sys.executable, "-m", "keras_exercises.sweep.tether"]
+    return _run([*tether, sys.executable, "-m", "dvc", *args], cwd, env)
 
 
 def _run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:

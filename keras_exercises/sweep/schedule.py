@@ -31,7 +31,8 @@ def connect(address: str | None) -> int:
     if address and address != "auto":
         _reachable(address)
     try:
-        ray.init(address=address, log_to_driver=False, configure_logging=False)
+        # "local": a new instance, even where `ray start` left one to connect to
+        ray.init(address=address or "local", log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise PipelineError(
             f"cannot join the Ray cluster at {address} ({str(exc).splitlines()[0]}): start it "
@@ -57,14 +58,15 @@ def run_plan(
     plan: Plan,
     job_of: Callable[[str], StageJob],
     on_stage_done: Callable[[str, SweepProgress], None],
+    task: Callable[..., StageOutcome] = run_stage,
 ) -> SweepProgress:
     """Submit every stage of `plan`, each asking Ray for its threads as CPUs (and a GPU,
     where the cluster has any, for the stages that run TensorFlow); call `on_stage_done`
-    after each ends, in the order they end."""
+    after each ends, in the order they end. `task(job, *outcomes_needed)` runs one stage."""
     import ray
     from tqdm import tqdm
 
-    remote = ray.remote(run_stage)
+    remote = ray.remote(task)
     has_gpus = ray.cluster_resources().get("GPU", 0) > 0
     refs = {}
     for key, stage in plan.stages.items():  # every stage after the ones it needs

@@ -311,3 +311,25 @@ def team_script_fails(clone: Path, env: dict[str, str], *args: str) -> str:
     done = _run_team_script(clone, env, args)
     assert done.returncode != 0, done.stdout + done.stderr
     return done.stdout + done.stderr
+
+
+@contextmanager
+def plain_mlflow_server(directory: Path) -> Iterator[str]:
+    """`mlflow server` on SQLite with proxied artifacts, on a free port; yields its URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server"]
+        + ["--backend-store-uri", f"sqlite:///{directory / 'server.db'}"]
+        + ["--artifacts-destination", str(directory / "server-artifacts")]
+        + ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        cwd=directory,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_until_up(f"{url}/health", server, "mlflow server")
+        yield url
+    finally:
+        stop(server)

@@ -1,0 +1,251 @@
+"""`keras-exercises sweep` for real: a Ray cluster of several nodes on this machine
+(ray.cluster_utils.Cluster, each node its own raylet), a bare git origin, a local DVC remote
+and a real `mlflow server`."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from concurrent.futures import Future
+from pathlib import Path
+
+import mlflow
+import psutil
+import pytest
+
+from keras_exercises.comparison import Revision
+from keras_exercises.sweep.node_task import SCRATCH_ENV, StageOutcome
+from keras_exercises.sweep.plan import Plan, PlannedStage
+from keras_exercises.sweep.schedule import connect, run_plan
+from tests.conftest import dvc
+from tests.support.services import plain_mlflow_server
+
+pytestmark = pytest.mark.slow
+
+RATES = "exercises.ex1.optimizer.learning_rate=0.001,0.002"
+SEEDS = "seeds=[42],[42,43]"
+
+
+@pytest.fixture
+def cluster(tmp_path, monkeypatch):
+    """A head that runs no task and two one-CPU nodes, every node its own raylet; the
+    nodes' scratch (clones, DVC caches) under tmp_path."""
+    from ray.cluster_utils import Cluster
+
+    monkeypatch.setenv(SCRATCH_ENV, str(tmp_path / "scratch"))
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    for _ in range(2):
+        cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    yield cluster
+    cluster.shutdown()
+
+
+def training_runs(client, status: str | None = None) -> list:
+    experiment = client.get_experiment_by_name("keras-exercises")
+    if experiment is None:
+        return []
+    runs = client.search_runs([experiment.experiment_id], "tags.sweep = 'grid'")
+    return [
+        r for r in runs if "mlflow.parentRunId" in r.data.tags and status in (None, r.info.status)
+    ]
+
+
+def wait_for(found, process: subprocess.Popen, timeout: float = 900):
+    deadline = time.monotonic() + timeout
+    while not (result := found()):
+        assert process.poll() is None, process.stdout.read()
+        assert time.monotonic() < deadline
+        time.sleep(1)
+    return result
+
+
+def lose_node(cluster, node_id: str, scratch: Path) -> None:
+    """As if the machine went down: its raylet and everything running in its scratch."""
+    (node,) = [n for n in cluster.worker_nodes if n.node_id == node_id]
+    cluster.remove_node(node)
+    for process in psutil.process_iter():
+        try:
+            if str(scratch / "keras-exercises-sweep" / node_id[:16]) in process.cwd():
+                process.kill()
+        except psutil.Error:
+            pass
+    cluster.add_node(num_cpus=1)
+
+
+def test_a_grid_on_two_nodes_comes_home_as_dvc_experiments(
+    pushed_project, cluster, tmp_path, finished
+):
+    project = pushed_project
+    with plain_mlflow_server(tmp_path) as server:
+        env = {**os.environ, "MLFLOW_TRACKING_URI": server}
+        command = ["keras-exercises", "sweep", "--address", cluster.address, "-n", "grid"]
+        command += ["-S", RATES, "-S", SEEDS, "--json"]
+        client = mlflow.MlflowClient(server)
+
+        def start() -> subprocess.Popen:
+            return subprocess.Popen(
+                command,
+                cwd=project,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                start_new_session=True,
+            )
+
+        # the driver killed once a training run has finished...
+        first = start()
+        wait_for(lambda: training_runs(client, "FINISHED"), first)
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+        done_before = {r.data.tags["sweep_task"] for r in training_runs(client, "FINISHED")}
+
+        # ...and the same command again, which loses a node midway through a training run
+        second, started = start(), time.time() * 1000
+        running = wait_for(
+            lambda: [r for r in training_runs(client, "RUNNING") if r.info.start_time > started],
+            second,
+        )
+        lost_run = running[0]
+        lose_node(cluster, lost_run.data.tags["ray_node"], tmp_path / "scratch")
+        printed, progress = second.communicate(timeout=1800)
+        assert second.returncode == 0, printed + progress
+        table = json.loads(printed)  # --json: stdout holds the table alone
+        assert [(p["name"], p["status"]) for p in table["points"]] == [
+            (f"grid-{i}", "done") for i in (1, 2, 3, 4)
+        ]
+        assert "stage/s" in progress or "s/stage" in progress  # tqdm's bar, with its rate
+
+        runs = training_runs(client)
+        finished_runs = [r for r in runs if r.info.status == "FINISHED"]
+        tasks = [r.data.tags["sweep_task"] for r in finished_runs]
+        assert len(tasks) == len(set(tasks)), "a stage trained twice"
+        assert done_before <= set(tasks)  # what the killed driver had finished stayed done
+        # 4 exercise-1 runs per seed list and rate, 5 others per seed, and nothing more
+        assert len(finished_runs) == 2 * 2 + 5 * 2
+        lost = client.get_run(lost_run.info.run_id)
+        assert lost.info.status == "KILLED", lost.info.status
+        # ended by the task's next attempt, or (on this one machine) by the first training
+        # run to start after its processes were gone
+        assert re.search("ran again|was gone", lost.data.tags["killed_because"])
+        assert lost.data.tags["sweep_task"] in tasks  # and its stage was done elsewhere
+
+        # one parent run per attempt, the last FINISHED, the earlier KILLED
+        experiment = client.get_experiment_by_name("keras-exercises")
+        parents = client.search_runs(
+            [experiment.experiment_id], "attributes.run_name = 'sweep grid'"
+        )
+        assert sorted(p.info.status for p in parents) == ["FINISHED", "KILLED"]
+        assert {r.data.tags["mlflow.parentRunId"] for r in runs} <= {p.info.run_id for p in parents}
+
+        # two seeds of one grid point trained on two nodes at the same time
+        # (exercise 1's stages differ between the points; the others serve grid-2 and grid-4)
+        trains = [t for t in table["stages"] if t["address"].startswith("train@ex")]
+        trains = [t for t in trains if not t["address"].startswith("train@ex1-")]
+        assert any(
+            a["address"].split("-")[0] == b["address"].split("-")[0]
+            and a["address"] != b["address"]
+            and a["node"] != b["node"]
+            and a["started_at"] < b["ended_at"]
+            and b["started_at"] < a["ended_at"]
+            for a in trains
+            for b in trains
+        ), trains
+
+    # four DVC experiments, pushed, with the answers a local run of their params gives
+    remote_refs = subprocess.run(
+        ["git", "ls-remote", "origin"], cwd=project, capture_output=True, text=True
+    ).stdout
+    assert all(f"/grid-{i}\n" in remote_refs for i in (1, 2, 3, 4)), remote_refs
+    answers = finished / "reports/answers.json"
+    expected = {"grid-1": answers.read_text()}
+    dvc(finished, "exp", "run", "-S", "exercises.ex1.optimizer.learning_rate=0.002")
+    expected["grid-3"] = answers.read_text()
+    for name, text in expected.items():
+        assert Revision(name, project).read("reports/answers.json") == text, name
+
+
+def test_stages_that_run_tensorflow_go_to_the_node_with_a_gpu(tmp_path, monkeypatch):
+    """Scheduling alone: a logical GPU on one of two nodes draws every stage that reads
+    `threads`, and only those."""
+    from ray.cluster_utils import Cluster
+
+    def where_am_i(key: str) -> StageOutcome:  # defined here: Ray ships it by value
+        import ray
+
+        context = ray.get_runtime_context()
+        gpus = len(context.get_accelerator_ids().get("GPU", []))
+        node = context.get_node_id()
+        return StageOutcome(key, key, node, str(gpus), True, 0.0, 0.0, 0.0, 0.0)
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    try:
+        cluster.add_node(num_cpus=2)
+        gpu_node = cluster.add_node(num_cpus=2, num_gpus=1)
+        cluster.wait_for_nodes()
+        connect(cluster.address)
+        stages = {
+            f"s{i}": PlannedStage(f"s{i}", f"stage-{i}", (), threads)
+            for i, threads in enumerate([1, None, 1, None, 1, None])
+        }
+        plan = Plan(stages, {"p": list(stages)})
+        outcomes = run_plan(plan, lambda key: key, lambda key, progress: None, task=where_am_i)
+        assert not outcomes.failures, outcomes.failures
+        for key, stage in stages.items():
+            outcome = outcomes.outcomes[key]
+            if stage.threads:  # where_am_i's host: the GPUs Ray gave the task
+                assert (outcome.node, outcome.host) == (gpu_node.node_id, "1"), key
+            else:
+                assert outcome.host == "0", key
+    finally:
+        import ray
+
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def test_a_failing_stage_fails_its_grid_point_with_its_message_and_the_others_finish():
+    """Scheduling alone, on a local Ray instance: a stage's own failure (its `error:`
+    message) ends the points it serves, its downstream stages never run, and the other
+    point's stages all finish."""
+    import ray
+
+    from keras_exercises.sweep.command import _result
+    from keras_exercises.sweep.grid import GridPoint
+    from keras_exercises.sweep.node_task import StageFailed
+
+    message = "error: mnist holds 60 train samples but n_train asks for 100000."
+
+    def task(key: str, *needed: StageOutcome) -> StageOutcome:  # shipped by value
+        if key == "bad":
+            raise StageFailed(message)
+        return StageOutcome(key, key, "node", "host", True, 0.0, 0.0, 0.0, 0.0)
+
+    stages = {
+        "validate": PlannedStage("validate", "validate", (), None, ["g-1", "g-2"]),
+        "good": PlannedStage("good", "prepare@ex1", ("validate",), None, ["g-1"]),
+        "bad": PlannedStage("bad", "prepare@ex1", ("validate",), None, ["g-2"]),
+        "report-1": PlannedStage("report-1", "report", ("good",), None, ["g-1"]),
+        "report-2": PlannedStage("report-2", "report", ("bad",), None, ["g-2"]),
+    }
+    plan = Plan(
+        stages, {"g-1": ["validate", "good", "report-1"], "g-2": ["validate", "bad", "report-2"]}
+    )
+    connect(None)
+    try:
+        progress = run_plan(plan, lambda key: key, lambda key, progress: None, task=task)
+    finally:
+        ray.shutdown()
+    assert set(progress.outcomes) == {"validate", "good", "report-1"}
+    assert set(progress.failures) == {"bad", "report-2"}
+    home = Future()
+    home.set_result(None)
+    done = _result(GridPoint("g-1", ()), plan, progress, {"g-1": home})
+    failed = _result(GridPoint("g-2", ()), plan, progress, {})
+    assert (done.status, failed.status) == ("done", "failed")
+    assert failed.message == f"prepare@ex1: {message}"  # its own, not report's

@@ -1,0 +1,117 @@
+"""What `keras-exercises sweep` refuses before anything runs, each with one line and its
+fix; and how it reads a grid (DVC's own sweep syntax) and plans it (shared stages once)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from keras_exercises.cli import main
+from keras_exercises.sweep.grid import grid_points
+from keras_exercises.sweep.plan import plan_sweep
+from tests.support.project_copy import ROOT, git
+from tests.support.services import free_port
+
+RATES = "exercises.ex1.optimizer.learning_rate=0.001,0.002"
+
+
+def sweep_error(capsys, *args: str) -> str:
+    assert main(["sweep", *args]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and error.count("\n") == 1, error
+    return error
+
+
+def test_the_grid_is_the_product_of_the_overrides_in_dvcs_syntax(project):
+    points = grid_points("g", [RATES, "seeds=[42],[42,43]"], project / "params.yaml")
+    assert [p.name for p in points] == ["g-1", "g-2", "g-3", "g-4"]
+    assert points[3].overrides == ("exercises.ex1.optimizer.learning_rate=0.002", "seeds=[42,43]")
+    ranged = grid_points("g", ["exercises.ex1.training.epochs=range(1,4)"], project / "params.yaml")
+    assert [p.overrides for p in ranged] == [
+        (f"exercises.ex1.training.epochs={n}",) for n in (1, 2, 3)
+    ]
+    assert [p.overrides for p in grid_points("g", [], project / "params.yaml")] == [()]
+
+
+def test_shared_stages_are_planned_once(project):
+    commit = git(project, "rev-parse", "HEAD").strip()
+    points = grid_points("g", [RATES, "seeds=[42],[42,43]"], project / "params.yaml")
+    plan = plan_sweep(project, commit, points)
+    by_address: dict[str, list] = {}
+    for stage in plan.stages.values():
+        by_address.setdefault(stage.address, []).append(stage)
+    # one of everything the rates don't touch; per rate and seed list, exercise 1 and report
+    assert len(by_address["train@ex2-42"]) == len(by_address["validate"]) == 1
+    assert by_address["train@ex2-42"][0].points == ["g-1", "g-2", "g-3", "g-4"]
+    assert sorted(s.points for s in by_address["train@ex1-42"]) == [["g-1", "g-2"], ["g-3", "g-4"]]
+    assert len(by_address["report"]) == 4
+    assert len(plan.point_stages["g-2"]) == 26 and len(plan.point_stages["g-1"]) == 19
+    assert by_address["train@ex1-42"][0].threads == 1  # the shrunk params' `threads`
+    assert by_address["fetch@mnist"][0].threads is None
+    for stage in plan.stages.values():  # every stage comes after the stages it needs
+        order = list(plan.stages)
+        assert all(order.index(up) < order.index(stage.key) for up in stage.upstream)
+
+
+def test_uncommitted_changes(pushed_project, capsys):
+    (pushed_project / "params.yaml").write_text((pushed_project / "params.yaml").read_text() + "\n")
+    error = sweep_error(capsys, "-S", RATES)
+    assert "uncommitted changes (params.yaml)" in error and "commit them" in error
+
+
+def test_head_not_pushed(pushed_project, capsys):
+    git(pushed_project, "commit", "-q", "--allow-empty", "-m", "not pushed")
+    error = sweep_error(capsys, "-S", RATES)
+    assert "is not on origin" in error and "`git push origin` first" in error
+
+
+def test_no_dvc_remote(pushed_project, capsys):
+    subprocess.run(["dvc", "remote", "remove", "store"], cwd=pushed_project, check=True)
+    git(pushed_project, "commit", "-qam", "no remote")
+    git(pushed_project, "push", "-q", "origin", "HEAD:refs/heads/main")
+    error = sweep_error(capsys, "-S", RATES)
+    assert "no default DVC remote in .dvc/config" in error and "dvc remote add -d" in error
+
+
+@pytest.mark.parametrize(
+    ("override", "says"),
+    [
+        ("exercises.ex1.optimizer.learning_rate=0.001,", "cannot read the overrides"),
+        ("exercises.ex1.optimizre.learning_rate=0.1", "cannot apply"),
+        ("exercises.ex1.training.epochs=0,2", "grid point sweep-1: invalid params.yaml"),
+    ],
+)
+def test_bad_overrides(pushed_project, capsys, override, says):
+    assert says in sweep_error(capsys, "-n", "sweep", "-S", override)
+
+
+def test_unreachable_cluster(pushed_project, capsys):
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    error = sweep_error(capsys, "--address", address, "-S", RATES)
+    assert f"cannot reach the Ray cluster at {address}" in error
+    assert "--address names it" in error
+
+
+def test_a_tethered_command_ends_with_its_parent(tmp_path):
+    """A Ray worker that dies takes its `dvc repro` and the stage under it along."""
+    pid_file = tmp_path / "pid"
+    parent = (
+        "import subprocess, sys, time\n"
+        "subprocess.Popen([sys.executable, '-m', 'keras_exercises.sweep.tether', 'sh', '-c', "
+        f"'echo $$ > {pid_file}; sleep 300'])\n"
+        "time.sleep(300)\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", parent], cwd=ROOT)
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() or not pid_file.read_text().strip():
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    grandchild = psutil.Process(int(pid_file.read_text()))
+    process.kill()  # as Ray kills a worker: nothing runs in it after
+    process.wait()
+    gone, _ = psutil.wait_procs([grandchild], timeout=10)
+    assert gone == [grandchild]
