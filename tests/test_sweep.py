@@ -16,6 +16,7 @@ from pathlib import Path
 import mlflow
 import psutil
 import pytest
+import yaml
 
 from keras_exercises.comparison import Revision
 from keras_exercises.sweep.node_task import SCRATCH_ENV, StageOutcome
@@ -53,6 +54,24 @@ def training_runs(client, status: str | None = None) -> list:
     return [
         r for r in runs if "mlflow.parentRunId" in r.data.tags and status in (None, r.info.status)
     ]
+
+
+def pushed_trainings(remote: Path) -> set[tuple[str, str, str]]:
+    """(exercise, seed, learning rate) of each training stage in the DVC remote's
+    run-cache: the stages a sweep has done."""
+    found = set()
+    for entry in (remote / "runs").rglob("*"):
+        if entry.is_file() and "stages.train" in (text := entry.read_text()):
+            done = yaml.safe_load(text)
+            exercise, seed = done["cmd"].split()[-2:]  # python -m stages.train ex1 42
+            optimizer = done["params"]["params.yaml"][f"exercises.{exercise}.optimizer"]
+            found.add((exercise, seed, str(optimizer["learning_rate"])))
+    return found
+
+
+def training_of(run) -> tuple[str, str, str]:
+    name = run.info.run_name.split()[0]
+    return (name, run.data.tags["seed"], run.data.params["optimizer.learning_rate"])
 
 
 def wait_for(found, process: subprocess.Popen, timeout: float = 900):
@@ -98,12 +117,14 @@ def test_a_grid_on_two_nodes_comes_home_as_dvc_experiments(
                 start_new_session=True,
             )
 
-        # the driver killed once a training run has finished...
+        # the driver killed once a training stage is done (pushed: its MLflow run ends
+        # before its outputs are saved and pushed)...
+        remote = tmp_path / "dvc-remote"
         first = start()
-        wait_for(lambda: training_runs(client, "FINISHED"), first)
+        wait_for(lambda: pushed_trainings(remote), first)
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
-        done_before = {r.data.tags["sweep_task"] for r in training_runs(client, "FINISHED")}
+        done_before = pushed_trainings(remote)
 
         # ...and the same command again, which loses a node midway through a training run
         second, started = start(), time.time() * 1000
@@ -121,25 +142,31 @@ def test_a_grid_on_two_nodes_comes_home_as_dvc_experiments(
         ]
         assert "stage/s" in progress or "s/stage" in progress  # tqdm's bar, with its rate
 
+        # the rerun trained each stage once, and none the killed driver had done
+        experiment = client.get_experiment_by_name("keras-exercises")
+        parents = client.search_runs(
+            [experiment.experiment_id], "attributes.run_name = 'sweep grid'"
+        )
+        (last,) = [p.info.run_id for p in parents if p.info.status == "FINISHED"]
         runs = training_runs(client)
-        finished_runs = [r for r in runs if r.info.status == "FINISHED"]
-        tasks = [r.data.tags["sweep_task"] for r in finished_runs]
-        assert len(tasks) == len(set(tasks)), "a stage trained twice"
-        assert done_before <= set(tasks)  # what the killed driver had finished stayed done
-        # 4 exercise-1 runs per seed list and rate, 5 others per seed, and nothing more
-        assert len(finished_runs) == 2 * 2 + 5 * 2
+        rerun = [
+            training_of(r)
+            for r in runs
+            if r.info.status == "FINISHED" and r.data.tags["mlflow.parentRunId"] == last
+        ]
+        assert len(rerun) == len(set(rerun)), "a stage trained twice"
+        assert not done_before & set(rerun)
+        # exercise 1 per rate and seed, the 5 others per seed: each trained once in all
+        assert done_before | set(rerun) == pushed_trainings(remote)
+        assert len(pushed_trainings(remote)) == 2 * 2 + 5 * 2
         lost = client.get_run(lost_run.info.run_id)
         assert lost.info.status == "KILLED", lost.info.status
         # ended by the task's next attempt, or (on this one machine) by the first training
         # run to start after its processes were gone
         assert re.search("ran again|was gone", lost.data.tags["killed_because"])
-        assert lost.data.tags["sweep_task"] in tasks  # and its stage was done elsewhere
-
+        done_again = {r.data.tags["sweep_task"] for r in runs if r.info.status == "FINISHED"}
+        assert lost.data.tags["sweep_task"] in done_again  # and its stage was done elsewhere
         # one parent run per attempt, the last FINISHED, the earlier KILLED
-        experiment = client.get_experiment_by_name("keras-exercises")
-        parents = client.search_runs(
-            [experiment.experiment_id], "attributes.run_name = 'sweep grid'"
-        )
         assert sorted(p.info.status for p in parents) == ["FINISHED", "KILLED"]
         assert {r.data.tags["mlflow.parentRunId"] for r in runs} <= {p.info.run_id for p in parents}
 

@@ -3,6 +3,7 @@ as a DVC experiment as soon as it is done, and end with the table of answers."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sys
@@ -37,7 +38,22 @@ def default_name(commit: str, overrides: list[str]) -> str:
 
 
 def sweep(name: str | None, overrides: list[str], address: str | None, as_json: bool) -> int:
-    """Returns the exit status: 0 when every grid point came home, 1 otherwise."""
+    """Returns the exit status: 0 when every grid point came home, 1 otherwise. Standard
+    output gets the final table (or JSON) alone; what comes before, MLflow's run addresses
+    included, goes to standard error."""
+    with contextlib.redirect_stdout(sys.stderr):
+        status, results, outcomes = _sweep(name, overrides, address)
+    if as_json:
+        stages = [asdict(outcome) for outcome in outcomes]
+        print(json.dumps({"points": [r.as_dict() for r in results], "stages": stages}, indent=2))
+    else:
+        print(results_table(results))
+    return 0 if status == "FINISHED" else 1
+
+
+def _sweep(
+    name: str | None, overrides: list[str], address: str | None
+) -> tuple[str, list[PointResult], list[StageOutcome]]:
     import mlflow
 
     from keras_exercises.params import load_params
@@ -53,10 +69,7 @@ def sweep(name: str | None, overrides: list[str], address: str | None, as_json: 
         experiment_id = store.connect()
         client = mlflow.MlflowClient()
         parent_id = _parent_run(client, experiment_id, name, commit, overrides, len(points))
-        print(
-            f"{name}: {len(points)} grid points on {nodes} Ray node(s); MLflow run {parent_id}",
-            file=sys.stderr if as_json else sys.stdout,  # --json: stdout is the JSON alone
-        )
+        print(f"{name}: {len(points)} grid points on {nodes} Ray node(s); MLflow run {parent_id}")
         status = "KILLED"  # unless it gets to the end
         try:
             results, outcomes = _run(name, url, commit, points, store.tracking_uri(), parent_id)
@@ -69,12 +82,7 @@ def sweep(name: str | None, overrides: list[str], address: str | None, as_json: 
             client.set_terminated(parent_id, status)
     finally:
         _shutdown()
-    if as_json:
-        stages = [asdict(outcome) for outcome in outcomes]
-        print(json.dumps({"points": [r.as_dict() for r in results], "stages": stages}, indent=2))
-    else:
-        print(results_table(results))
-    return 0 if status == "FINISHED" else 1
+    return status, results, outcomes
 
 
 def _parent_run(client, experiment_id: str, name: str, commit: str, overrides, n_points) -> str:
