@@ -42,12 +42,29 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
 
+# The files that run servers and clusters of their own: on two cores, the team server and
+# the sweep's Ray cluster side by side starve each other (requests time out), so one
+# worker runs these files one after the other while the others take the rest.
+ONE_WORKER = ("test_team.py", "test_sweep.py")
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    from xdist.scheduler import LoadFileScheduling
+
+    class ServersOnOneWorker(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = super()._split_scope(nodeid)
+            return "servers" if path.endswith(ONE_WORKER) else path
+
+    return ServersOnOneWorker(config, log)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Longest files first, so the workers (pyproject's addopts) finish together: the
     team set-up's servers and pipeline, then the other real pipelines, then the rest."""
 
     def weight(item: pytest.Item) -> int:
-        if item.path.name == "test_team.py":
+        if item.path.name in ONE_WORKER:
             return 0
         return 1 if item.get_closest_marker("slow") else 2
 
