@@ -37,6 +37,7 @@ def test_the_grid_is_the_product_of_the_overrides_in_dvcs_syntax(project):
     assert [p.overrides for p in grid_points("g", [], project / "params.yaml")] == [()]
 
 
+@pytest.mark.slow  # reads the pipeline through DVC's index once per grid point
 def test_shared_stages_are_planned_once(project):
     commit = git(project, "rev-parse", "HEAD").strip()
     points = grid_points("g", [RATES, "seeds=[42],[42,43]"], project / "params.yaml")
@@ -77,6 +78,7 @@ def test_no_dvc_remote(pushed_project, capsys):
     assert "no default DVC remote in .dvc/config" in error and "dvc remote add -d" in error
 
 
+@pytest.mark.slow  # each a copy of the project pushed to its own origin
 @pytest.mark.parametrize(
     ("override", "says"),
     [
