@@ -165,7 +165,7 @@ def test_the_answer_model_of_exercise_1_serves_ten_probabilities(ui):
         start_new_session=True,
     )
     try:
-        wait_until_up(f"http://127.0.0.1:{port}/ping", server, "mlflow models serve", timeout=180)
+        wait_until_up(f"http://127.0.0.1:{port}/ping", server, "mlflow models serve")
         with np.load(project / "data/prepared/ex1.npz") as data:
             image = data["x_test"][:1]
         request = urllib.request.Request(

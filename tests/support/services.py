@@ -33,8 +33,10 @@ def free_port() -> int:
 
 
 def wait_until_up(
-    url: str, process: subprocess.Popen, what: str, timeout: float = 120, context=None
+    url: str, process: subprocess.Popen, what: str, timeout: float = 300, context=None
 ) -> None:
+    """Until `url` answers. Five minutes: on two loaded cores (a Ray cluster and pipelines
+    beside it) a server's start has taken over two."""
     deadline = time.monotonic() + timeout
     while True:
         try:
