@@ -18,17 +18,19 @@ import psutil
 import pytest
 import yaml
 
+from keras_exercises.cli import main
 from keras_exercises.comparison import Revision
 from keras_exercises.sweep.node_task import SCRATCH_ENV, StageOutcome
 from keras_exercises.sweep.plan import Plan, PlannedStage
 from keras_exercises.sweep.schedule import connect, run_plan
 from tests.conftest import dvc
-from tests.support.services import plain_mlflow_server
+from tests.support.services import free_port, plain_mlflow_server
 
 pytestmark = pytest.mark.slow
 
 RATES = "exercises.ex1.optimizer.learning_rate=0.001,0.002"
 SEEDS = "seeds=[42],[42,43]"
+NO_DASHBOARD = {"include_dashboard": False}
 
 
 @pytest.fixture
@@ -38,7 +40,8 @@ def cluster(tmp_path, monkeypatch):
     from ray.cluster_utils import Cluster
 
     monkeypatch.setenv(SCRATCH_ENV, str(tmp_path / "scratch"))
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    # no dashboard: on two cores its polling is taken from the stages
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, **NO_DASHBOARD})
     for _ in range(2):
         cluster.add_node(num_cpus=1)
     cluster.wait_for_nodes()
@@ -197,45 +200,6 @@ def test_a_grid_on_two_nodes_comes_home_as_dvc_experiments(
         assert Revision(name, project).read("reports/answers.json") == text, name
 
 
-def test_stages_that_run_tensorflow_go_to_the_node_with_a_gpu(tmp_path, monkeypatch):
-    """Scheduling alone: a logical GPU on one of two nodes draws every stage that reads
-    `threads`, and only those."""
-    from ray.cluster_utils import Cluster
-
-    def where_am_i(key: str) -> StageOutcome:  # defined here: Ray ships it by value
-        import ray
-
-        context = ray.get_runtime_context()
-        gpus = len(context.get_accelerator_ids().get("GPU", []))
-        node = context.get_node_id()
-        return StageOutcome(key, key, node, str(gpus), True, 0.0, 0.0, 0.0, 0.0)
-
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
-    try:
-        cluster.add_node(num_cpus=2)
-        gpu_node = cluster.add_node(num_cpus=2, num_gpus=1)
-        cluster.wait_for_nodes()
-        connect(cluster.address)
-        stages = {
-            f"s{i}": PlannedStage(f"s{i}", f"stage-{i}", (), threads)
-            for i, threads in enumerate([1, None, 1, None, 1, None])
-        }
-        plan = Plan(stages, {"p": list(stages)})
-        outcomes = run_plan(plan, lambda key: key, lambda key, progress: None, task=where_am_i)
-        assert not outcomes.failures, outcomes.failures
-        for key, stage in stages.items():
-            outcome = outcomes.outcomes[key]
-            if stage.threads:  # where_am_i's host: the GPUs Ray gave the task
-                assert (outcome.node, outcome.host) == (gpu_node.node_id, "1"), key
-            else:
-                assert outcome.host == "0", key
-    finally:
-        import ray
-
-        ray.shutdown()
-        cluster.shutdown()
-
-
 def test_a_failing_stage_fails_its_grid_point_with_its_message_and_the_others_finish():
     """Scheduling alone, on a local Ray instance: a stage's own failure (its `error:`
     message) ends the points it serves, its downstream stages never run, and the other
@@ -276,3 +240,70 @@ def test_a_failing_stage_fails_its_grid_point_with_its_message_and_the_others_fi
     failed = _result(GridPoint("g-2", ()), plan, progress, {})
     assert (done.status, failed.status) == ("done", "failed")
     assert failed.message == f"prepare@ex1: {message}"  # its own, not report's
+
+
+@pytest.fixture(scope="module")
+def gpu_cluster():
+    """A head that runs no task (with a Ray Client server, for `ray://` addresses), a node
+    of two CPUs and one of two CPUs and a logical GPU."""
+    from ray.cluster_utils import Cluster
+
+    client_port = free_port()
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 0, "ray_client_server_port": client_port, **NO_DASHBOARD},
+    )
+    cluster.add_node(num_cpus=2)
+    cluster.gpu_node = cluster.add_node(num_cpus=2, num_gpus=1)
+    cluster.client_address = f"ray://127.0.0.1:{client_port}"
+    cluster.wait_for_nodes()
+    yield cluster
+    cluster.shutdown()
+
+
+def test_stages_that_run_tensorflow_go_to_the_node_with_a_gpu(gpu_cluster):
+    """Scheduling alone, joined through the Ray Client (`ray://`): a logical GPU on one of
+    two nodes draws every stage that reads `threads`, and only those."""
+    import ray
+
+    def where_am_i(key: str) -> StageOutcome:  # defined here: Ray ships it by value
+        import ray
+
+        context = ray.get_runtime_context()
+        gpus = len(context.get_accelerator_ids().get("GPU", []))
+        node = context.get_node_id()
+        return StageOutcome(key, key, node, str(gpus), True, 0.0, 0.0, 0.0, 0.0)
+
+    assert connect(gpu_cluster.client_address) == 3
+    try:
+        stages = {
+            f"s{i}": PlannedStage(f"s{i}", f"stage-{i}", (), threads)
+            for i, threads in enumerate([1, None, 1, None, 1, None])
+        }
+        plan = Plan(stages, {"p": list(stages)})
+        outcomes = run_plan(plan, lambda key: key, lambda key, progress: None, task=where_am_i)
+    finally:
+        ray.shutdown()
+    assert not outcomes.failures, outcomes.failures
+    for key, stage in stages.items():
+        outcome = outcomes.outcomes[key]
+        if stage.threads:  # where_am_i's host: the GPUs Ray gave the task
+            assert (outcome.node, outcome.host) == (gpu_cluster.gpu_node.node_id, "1"), key
+        else:
+            assert outcome.host == "0", key
+
+
+def test_a_cluster_of_several_nodes_refuses_a_local_mlflow_store(
+    gpu_cluster, pushed_project, capsys, monkeypatch
+):
+    """Each node would write runs to a store of its own that nobody sees: refused once the
+    cluster is joined, before any run or stage."""
+    import ray
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert main(["sweep", "--address", gpu_cluster.address, "-S", RATES]) == 1
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("error: the MLflow store is sqlite:///"), error
+    assert "the cluster has 3 nodes: set MLFLOW_TRACKING_URI" in error
+    assert not ray.is_initialized()  # left the cluster
+    assert not (pushed_project / "mlruns" / "mlflow.db").exists(), "a store was made"
