@@ -20,6 +20,9 @@ import yaml
 
 from keras_exercises.cli import main
 from keras_exercises.comparison import Revision
+from keras_exercises.params import load_params
+from keras_exercises.sweep.grid import GridPoint
+from keras_exercises.sweep.homecoming import PointResult, compare_with_launch, results_table
 from keras_exercises.sweep.node_task import SCRATCH_ENV, StageOutcome
 from keras_exercises.sweep.plan import Plan, PlannedStage
 from keras_exercises.sweep.schedule import connect, run_plan
@@ -100,7 +103,7 @@ def lose_node(cluster, node_id: str, scratch: Path) -> None:
 
 
 def test_a_grid_on_two_nodes_comes_home_as_dvc_experiments(
-    pushed_project, cluster, tmp_path, finished
+    pushed_project, cluster, tmp_path, finished, monkeypatch
 ):
     project = pushed_project
     with plain_mlflow_server(tmp_path) as server:
@@ -194,10 +197,27 @@ def test_a_grid_on_two_nodes_comes_home_as_dvc_experiments(
     assert all(f"/grid-{i}\n" in remote_refs for i in (1, 2, 3, 4)), remote_refs
     answers = finished / "reports/answers.json"
     expected = {"grid-1": answers.read_text()}
-    dvc(finished, "exp", "run", "-S", "exercises.ex1.optimizer.learning_rate=0.002")
+    faster = "exercises.ex1.optimizer.learning_rate=0.002"
+    dvc(finished, "exp", "run", "-n", "local-3", "-S", faster)
     expected["grid-3"] = answers.read_text()
     for name, text in expected.items():
         assert Revision(name, project).read("reports/answers.json") == text, name
+
+    # the launching commit had no results: no differences; where it has, the table gives
+    # them (compare's paired test): here, for the local run, against the finished HEAD
+    assert all(point["differences"] == {} for point in table["points"])
+    monkeypatch.chdir(finished)
+    local = PointResult(GridPoint("local-3", (faster,)), "done")
+    compare_with_launch(local, load_params().statistics)
+    assert local.answers == json.loads(expected["grid-3"])
+    assert set(local.differences) == set(local.answers)
+    for question, (difference, beyond) in local.differences.items():
+        if not question.startswith("Q1."):  # exercise 1's rate alone changed
+            assert (difference, beyond) == (0.0, False), question
+    launched = json.loads(expected["grid-1"])  # the finished HEAD's answers, one seed
+    assert local.differences["Q1.1"][0] == pytest.approx(local.answers["Q1.1"] - launched["Q1.1"])
+    row = results_table([local]).splitlines()[1]
+    assert row.startswith("local-3") and row.count("(+") + row.count("(-") == len(local.answers)
 
 
 def test_a_failing_stage_fails_its_grid_point_with_its_message_and_the_others_finish():
@@ -207,7 +227,6 @@ def test_a_failing_stage_fails_its_grid_point_with_its_message_and_the_others_fi
     import ray
 
     from keras_exercises.sweep.command import _result
-    from keras_exercises.sweep.grid import GridPoint
     from keras_exercises.sweep.node_task import StageFailed
 
     message = "error: mnist holds 60 train samples but n_train asks for 100000."
