@@ -149,6 +149,7 @@ def summarize(rounds: list[dict], baselines: list[dict], scale: list[dict], mach
             "before_main_s": median([s["before_main_s"] for s in records]),
             "import_tensorflow_s": median([s["import_tensorflow_s"] for s in records]),
             "import_mlflow_s": median([s["import_mlflow_s"] for s in records]),
+            "import_other_s": median([s.get("import_other_s", 0.0) for s in records]),
             **{part: median([s[part] for s in records]) for part in PARTS[1:]},
             "peak_rss_mb": max(s["peak_rss_mb"] for s in records),
             "imports_tensorflow": records[0]["imports_tensorflow"],
@@ -233,11 +234,13 @@ def markdown(s: dict) -> str:
     ]
     lines += breakdown_lines(s)
     lines.append(
-        "\nStart-up: what a stage process pays before its own work: the interpreter and "
-        "the stage's modules (before main()), plus importing TensorFlow (with Keras) and "
-        "MLflow, which stages do only when they need them. Compute and tracking count the "
-        "outermost call only, without any import made inside it; the rest is the stage's "
-        "wall time less the three. "
+        "\nStart-up: what a stage process pays to load code: the interpreter and the "
+        "stage's modules (before main()), plus every module loaded after, wherever: "
+        "TensorFlow's (with Keras) and MLflow's, which stages import only when they need "
+        "them, each with what it imports in turn (MLflow's store, which it loads on "
+        "connecting, is MLflow's), and the others (scikit-learn, matplotlib). Compute and "
+        "tracking count the outermost call only, without the modules loaded inside it; the "
+        "rest is the stage's wall time less the three. "
         f"On their own, in a fresh process, importing TensorFlow takes "
         f"{m['import_tensorflow_s']:.1f} s and MLflow {m['import_mlflow_s']:.1f} s here."
     )

@@ -1,25 +1,27 @@
 """Loaded by Python at start-up when benchmarks/instrument is on PYTHONPATH (see
-timing_env): times the first imports of TensorFlow and MLflow, the stage's compute and its
-tracking calls, and when the process is a stage (it calls run_stage), appends its timing
-record to $PIPELINE_TIMINGS at exit."""
+timing_env): times the modules a stage loads (TensorFlow's, MLflow's, the others), the
+stage's compute and its tracking calls, and when the process is a stage (it calls
+run_stage), appends its timing record to $PIPELINE_TIMINGS at exit."""
 
 from __future__ import annotations
 
 import atexit
-import builtins
 import json
 import os
 import resource
 import sys
+import threading
 import time
 
 TIMINGS_ENV = "PIPELINE_TIMINGS"  # a file path: each stage appends its timing record
 STAGE_RUNNER = "keras_exercises.runtime.errors"  # where run_stage, every stage's entry, lives
 
 # What a stage pays to start before it does any work: the interpreter and its own modules
-# (before main), then these libraries, which the stages import inside main so that stages
-# without them start in 0.2 s. Keras 3 imports TensorFlow, so the two count as one.
+# (before main), then every module loaded once main has begun: these libraries, which the
+# stages import inside main so that stages without them start in 0.2 s, and the rest.
+# Keras 3 imports TensorFlow, so the two count as one.
 HEAVY_LIBRARIES = {"tensorflow": "tensorflow", "keras": "tensorflow", "mlflow": "mlflow"}
+OTHER = "other"  # any other module a stage loads once main() has begun
 
 # Where a stage's own time goes, by the calls timed: (module, class or None, names) per
 # part. Compute is Keras at work (fit, evaluate, predict, calling a model as the MC passes
@@ -57,41 +59,52 @@ def _process_started() -> float:
 
 
 class ImportClock:
-    """Seconds spent in the first import of each heavy library, timed at the outermost
-    `import` statement, so a library imported by another counts once, for the outer one.
-    Calls `on_import(name)` after each import, for the stage runner's hook."""
+    """Seconds spent loading modules, per library: each load counts once, for the heavy
+    library it belongs to, or else for the one whose load imported it (pandas, imported by
+    MLflow, is MLflow's start-up), or else as "other". Hooked where every first import
+    passes, `import` statements and importlib.import_module alike, so the submodules a
+    library loads lazily, inside a call (MLflow's store on connecting), count as imports
+    too. Calls `on_import(name)` after each load, for the stage runner's hook."""
 
     def __init__(self, libraries: dict[str, str] = HEAVY_LIBRARIES, on_import=None) -> None:
         self.libraries = libraries
-        self.seconds = dict.fromkeys(libraries.values(), 0.0)
+        self.seconds = dict.fromkeys([*libraries.values(), OTHER], 0.0)
         self.on_import = on_import
-        self._timing = False
+        self._loading: list[list] = []  # [library, seconds of nested loads] per load under way
+        self._thread = threading.get_ident()  # other threads' imports are not start-up
+
+    def total(self) -> float:
+        return sum(self.seconds.values())
 
     def install(self) -> None:
-        real_import = builtins.__import__
+        bootstrap = sys.modules["_frozen_importlib"]  # importlib._bootstrap
+        real_find_and_load = bootstrap._find_and_load
 
-        def timed_import(name, globals=None, locals=None, fromlist=(), level=0):
+        def timed_find_and_load(name, import_):
+            if threading.get_ident() != self._thread:
+                return real_find_and_load(name, import_)
             top = name.partition(".")[0]
-            if self._timing or level or top not in self.libraries or top in sys.modules:
-                module = real_import(name, globals, locals, fromlist, level)
-            else:
-                self._timing = True
-                start = time.perf_counter()
-                try:
-                    module = real_import(name, globals, locals, fromlist, level)
-                finally:
-                    self._timing = False
-                    self.seconds[self.libraries[top]] += time.perf_counter() - start
-            if self.on_import is not None:
-                self.on_import(name)
-            return module
+            outer = self._loading[-1][0] if self._loading else OTHER
+            load = [self.libraries.get(top, outer), 0.0]
+            self._loading.append(load)
+            start = time.perf_counter()
+            try:
+                return real_find_and_load(name, import_)
+            finally:
+                elapsed = time.perf_counter() - start
+                self._loading.pop()
+                self.seconds[load[0]] += elapsed - load[1]
+                if self._loading:
+                    self._loading[-1][1] += elapsed
+                if self.on_import is not None:
+                    self.on_import(name)
 
-        builtins.__import__ = timed_import
+        bootstrap._find_and_load = timed_find_and_load
 
 
 class SectionClock:
     """Seconds spent inside the SECTIONS' calls, outermost call only (Keras calls the model
-    inside fit; that counts once, as fit). A heavy import made inside a call is start-up,
+    inside fit; that counts once, as fit). A module loaded inside a call is start-up,
     which the ImportClock counts, so it is taken out of the call's time."""
 
     def __init__(self, imports: ImportClock, sections: dict = SECTIONS) -> None:
@@ -117,13 +130,13 @@ class SectionClock:
             if self._inside:
                 return function(*args, **kwargs)
             self._inside = True
-            imported = sum(self.imports.seconds.values())
+            imported = self.imports.total()
             start = time.perf_counter()
             try:
                 return function(*args, **kwargs)
             finally:
                 elapsed = time.perf_counter() - start
-                self.seconds[part] += elapsed - (sum(self.imports.seconds.values()) - imported)
+                self.seconds[part] += elapsed - (self.imports.total() - imported)
                 self._inside = False
 
         return timed
@@ -136,6 +149,7 @@ class StageTimer:
     def __init__(self, path: str) -> None:
         self.path = path
         self.entered_main: float | None = None
+        self.imported_before_main: dict[str, float] = {}
         self.imports = ImportClock(on_import=self._hook)
         self.sections = SectionClock(self.imports)
 
@@ -149,6 +163,7 @@ class StageTimer:
 
         def run_stage(main):
             self.entered_main = _since_boot()
+            self.imported_before_main = dict(self.imports.seconds)  # part of before_main_s
             atexit.register(self.record)
             return original(main)
 
@@ -157,15 +172,19 @@ class StageTimer:
 
     def record(self) -> None:
         """Append one JSON line: wall time from process start, start-up (everything before
-        main, plus importing TensorFlow and MLflow), compute, tracking, the rest, peak
-        memory."""
+        main, plus the modules loaded after: TensorFlow's, MLflow's and the others),
+        compute, tracking, the rest, peak memory."""
         started = _process_started()
-        seconds = self.imports.seconds
+        seconds = {
+            library: loaded - self.imported_before_main.get(library, 0.0)
+            for library, loaded in self.imports.seconds.items()
+        }
         # rounded before they are summed, so the parts in the record add up to its start-up
         parts = {
             "before_main_s": round(self.entered_main - started, 3),
             "import_tensorflow_s": round(seconds["tensorflow"], 3),
             "import_mlflow_s": round(seconds["mlflow"], 3),
+            "import_other_s": round(seconds[OTHER], 3),
         }
         tensorflow = "tensorflow" in sys.modules
         if tensorflow:
