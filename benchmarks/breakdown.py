@@ -80,7 +80,7 @@ def markdown_lines(summary: dict) -> list[str]:
         mlflow = f"{row['import_mlflow_s']:.2f}" if row["imports_mlflow"] else "—"
         lines.append(
             f"| {row['stage']} | {row['wall_s']:.1f} | {row['startup_s']:.2f} | {tensorflow} "
-            f"| {mlflow} | {row.get('import_other_s', 0.0):.2f} | {row['compute_s']:.2f} "
+            f"| {mlflow} | {row['import_other_s']:.2f} | {row['compute_s']:.2f} "
             f"| {row['tracking_s']:.2f} | {row['rest_s']:.2f} | {row['peak_rss_mb']:.0f} |"
         )
     return lines

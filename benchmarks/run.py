@@ -149,7 +149,7 @@ def summarize(rounds: list[dict], baselines: list[dict], scale: list[dict], mach
             "before_main_s": median([s["before_main_s"] for s in records]),
             "import_tensorflow_s": median([s["import_tensorflow_s"] for s in records]),
             "import_mlflow_s": median([s["import_mlflow_s"] for s in records]),
-            "import_other_s": median([s.get("import_other_s", 0.0) for s in records]),
+            "import_other_s": median([s["import_other_s"] for s in records]),
             **{part: median([s[part] for s in records]) for part in PARTS[1:]},
             "peak_rss_mb": max(s["peak_rss_mb"] for s in records),
             "imports_tensorflow": records[0]["imports_tensorflow"],
