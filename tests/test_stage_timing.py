@@ -9,6 +9,8 @@ import sys
 import textwrap
 import time
 
+import pytest
+
 from benchmarks.instrument import timing_env
 from benchmarks.instrument.sitecustomize import SECTIONS, ImportClock, SectionClock
 
@@ -72,8 +74,15 @@ def test_start_up_counts_a_heavy_import_made_inside_main(tmp_path):
     )
 
 
+@pytest.fixture
+def import_hook_restored(monkeypatch):
+    """An ImportClock installed in this process is taken out again after the test."""
+    bootstrap = sys.modules["_frozen_importlib"]  # importlib._bootstrap
+    monkeypatch.setattr(bootstrap, "_find_and_load", bootstrap._find_and_load)
+
+
 def test_the_import_clock_gives_each_load_to_its_library_or_the_one_that_imported_it(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, import_hook_restored
 ):
     modules = {
         "fake_library": "import time\ntime.sleep(0.3)\nimport its_dependency\n",
@@ -84,8 +93,6 @@ def test_the_import_clock_gives_each_load_to_its_library_or_the_one_that_importe
     for name, code in modules.items():
         (tmp_path / f"{name}.py").write_text(code)
     monkeypatch.syspath_prepend(str(tmp_path))
-    bootstrap = sys.modules["_frozen_importlib"]
-    monkeypatch.setattr(bootstrap, "_find_and_load", bootstrap._find_and_load)  # undone after
     clock = ImportClock({"fake_library": "library", "lazy_part": "library"})
     clock.install()
     try:
@@ -120,7 +127,9 @@ def test_without_the_instrument_stages_patch_no_import(project):
     assert done.stdout.split() == ["builtin_function_or_method", "_frozen_importlib"]
 
 
-def test_the_section_clock_times_outermost_calls_without_their_heavy_imports(tmp_path, monkeypatch):
+def test_the_section_clock_times_outermost_calls_without_their_heavy_imports(
+    tmp_path, monkeypatch, import_hook_restored
+):
     (tmp_path / "fake_stage.py").write_text(
         "import time\n"
         "def log():\n"
@@ -132,8 +141,6 @@ def test_the_section_clock_times_outermost_calls_without_their_heavy_imports(tmp
     )
     (tmp_path / "slow_library.py").write_text("import time\ntime.sleep(0.3)\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    bootstrap = sys.modules["_frozen_importlib"]
-    monkeypatch.setattr(bootstrap, "_find_and_load", bootstrap._find_and_load)
     imports = ImportClock({"slow_library": "library"})
     sections = SectionClock(
         imports,
