@@ -17,7 +17,12 @@ import pytest
 from keras_exercises.questions import BY_ID
 from keras_exercises.runtime.errors import PipelineError
 from keras_exercises.tracking import dataset_inputs, links, orphans, report_runs, store
-from keras_exercises.tracking.training_run import REGISTERED_MODEL, run_name, run_tags
+from keras_exercises.tracking.training_run import (
+    REGISTERED_MODEL,
+    requirements_trusted,
+    run_name,
+    run_tags,
+)
 from tests.support.services import free_port
 
 
@@ -368,3 +373,26 @@ def test_a_run_json_naming_a_local_store_means_the_local_store_in_use(local_stor
     launching = "sqlite:////home/me/project/mlruns/mlflow.db?timeout=60"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", launching)
     assert store_of(written) == launching
+
+
+def test_a_logged_models_requirements_are_checked_by_mlflow_except_where_they_are_ours(
+    caplog,
+):
+    """MLflow checks a model's requirements against the running environment at the call
+    requirements_trusted() switches off; ours are this environment's own versions."""
+    import logging
+
+    from mlflow.utils.environment import _process_pip_requirements
+
+    stale = ["keras==0.0.1"]
+    logging.getLogger("mlflow").addHandler(caplog.handler)
+    try:
+        _process_pip_requirements([], pip_requirements=stale)
+        assert "keras==0.0.1" in caplog.text  # the mismatch MLflow finds where it checks
+        caplog.clear()
+        with requirements_trusted():
+            _, requirements, _ = _process_pip_requirements([], pip_requirements=stale)
+    finally:
+        logging.getLogger("mlflow").removeHandler(caplog.handler)
+    assert caplog.text == ""
+    assert "keras==0.0.1" in requirements
