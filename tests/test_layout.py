@@ -20,6 +20,9 @@ WRITE_ONLY = {
     "keras_exercises/runtime/paths.py",
     "keras_exercises/runtime/progress.py",  # prints how far long work has got
     "keras_exercises/runtime/stage_args.py",  # reads the command line dvc.yaml gives
+    # where a stage runs (in its own process or a warm interpreter's child), not what it does
+    "keras_exercises/runtime/warm_start.py",
+    "keras_exercises/runtime/warm_server.py",
 }
 # what report_pages.py renders: a change to a template reruns the report
 TEMPLATES = "keras_exercises/templates"

@@ -75,7 +75,8 @@ def machines(team, tmp_path_factory, real_params, tiny_mirror):
     git(a, "remote", "add", "origin", str(origin))
     team_script(a, team.env, "remote")
     git(a, "commit", "-qam", "the team's DVC remote")
-    team_dvc(team, a, "repro")
+    # each stage in a process of its own, where the finished project ran warm
+    dvc(a, "repro", env={**env_of(team, a), "KERAS_EXERCISES_WARM": "0"})
     git(a, "add", "-A")
     git(a, "commit", "-qm", "results")
     team_script(a, team.env, "share")
@@ -130,7 +131,9 @@ def reader_get(team, path: str, **params) -> requests.Response:
 
 def test_a_second_cold_run_repeats_every_answer_byte_for_byte(machines, finished_project):
     """Machine A ran the session's finished pipeline's params from scratch, in another
-    directory and processes, into another store: seeded training repeats it exactly."""
+    directory and processes, into another store, and each stage in a process of its own
+    where the finished pipeline's training ran warm (runtime/warm_start.py): seeded
+    training repeats it exactly."""
     a, _ = machines
     assert answers_and_metrics(a) == answers_and_metrics(finished_project)
 

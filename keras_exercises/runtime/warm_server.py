@@ -1,0 +1,159 @@
+"""The warm interpreter behind warm_start.py: a process that has imported TensorFlow, MLflow
+and the other heavy libraries once, and forks a child for each stage handed to it. The child
+becomes the stage: the client's working directory, environment, arguments, standard streams
+and Python path, then `runpy` of the stage module, then its exit code back to the client.
+
+Run as a script (`python warm_server.py SOCKET IDLE_SECONDS PRELOAD...`), never imported by
+the project: it must hold no project code, which would go stale while it idles. Only the
+standard library and the preloaded libraries are in it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import importlib
+import json
+import os
+import runpy
+import signal
+import socket
+import struct
+import sys
+import threading
+
+# how a message travels: 4-byte big-endian length, then that many bytes
+_LENGTH = struct.Struct(">I")
+
+
+def send_message(conn: socket.socket, payload: dict, fds: list[int] | None = None) -> None:
+    data = json.dumps(payload).encode()
+    if fds:
+        socket.send_fds(conn, [_LENGTH.pack(len(data)) + data], fds)
+    else:
+        conn.sendall(_LENGTH.pack(len(data)) + data)
+
+
+def receive_message(conn: socket.socket, max_fds: int = 0) -> tuple[dict, list[int]] | None:
+    """The next message and the descriptors sent with it; None when the peer has gone."""
+    fds: list[int] = []
+    if max_fds:
+        head, fds, _, _ = socket.recv_fds(conn, _LENGTH.size, max_fds)
+    else:
+        head = conn.recv(_LENGTH.size)
+    if not head:
+        return None
+    head += _receive_exactly(conn, _LENGTH.size - len(head))
+    (length,) = _LENGTH.unpack(head)
+    return json.loads(_receive_exactly(conn, length)), fds
+
+
+def _receive_exactly(conn: socket.socket, size: int) -> bytes:
+    chunks = []
+    while size > 0:
+        chunk = conn.recv(size)
+        if not chunk:
+            raise ConnectionError("the peer closed the connection mid-message")
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def serve(path: str, idle_seconds: float, preload: list[str]) -> None:
+    for module in preload:
+        importlib.import_module(module)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    # bound under a temporary name and renamed: a client never connects to a half-made server
+    temporary = f"{path}.{os.getpid()}"
+    listener.bind(temporary)
+    listener.listen(16)
+    os.rename(temporary, path)
+    bound = os.stat(path).st_ino
+    listener.settimeout(idle_seconds)
+    # children are reaped by the kernel; each child sets SIGCHLD back for its own subprocesses
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    try:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                return  # idle long enough: the next stage starts a new one
+            if os.fork() == 0:
+                listener.close()
+                _become_stage(conn)  # never returns
+            conn.close()
+    finally:
+        # only this server's own socket: a newer server may have taken the path since
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(path).st_ino == bound:
+                os.unlink(path)
+        listener.close()
+
+
+def _become_stage(conn: socket.socket) -> None:
+    code = 1
+    try:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        message = receive_message(conn, max_fds=3)
+        if message is None:
+            os._exit(1)
+        request, fds = message
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+            os.close(fd)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        sys.path[:] = request["path"]
+        sys.argv[:] = request["argv"]
+        # the streams were made for the server's /dev/null: buffer as the client's would
+        line_buffered = not os.environ.get("PYTHONUNBUFFERED")
+        sys.stdout.reconfigure(line_buffering=os.isatty(1) and line_buffered)
+        sys.stdout.reconfigure(write_through=not line_buffered)
+        send_message(conn, {"pid": os.getpid()})
+        threading.Thread(target=_die_with_client, args=(conn,), daemon=True).start()
+        code = _run(request["module"])
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        with contextlib.suppress(OSError):
+            send_message(conn, {"exit": code})
+        os._exit(code)
+
+
+def _run(module: str) -> int:
+    """The stage module as `python -m` runs it, and the exit code it would give."""
+    try:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if not isinstance(exc.code, int | None):
+            print(exc.code, file=sys.stderr)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    # what the interpreter does at exit: wait for the threads that are not daemons, then
+    # the atexit handlers (MLflow ends its runs there)
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    return code
+
+
+def _die_with_client(conn: socket.socket) -> None:
+    """A client killed outright (SIGKILL) cannot forward the signal: its connection closing
+    is the sign. The stage dies the same way, as it would have in the client's place."""
+    try:
+        while conn.recv(1):
+            pass
+    except OSError:
+        pass
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1], float(sys.argv[2]), sys.argv[3:])

@@ -1,0 +1,189 @@
+"""Warm start: a stage that trains or evaluates a model hands itself to a warm interpreter
+(warm_server.py) that has imported TensorFlow, MLflow, scikit-learn and matplotlib once,
+instead of importing them again in every stage process (5-15 s each, by the machine). The
+stage runs in a child forked from that interpreter, with this process's working directory,
+environment, arguments and standard streams; this process forwards signals to it, waits,
+and exits with its exit code, so DVC sees one process, as before.
+
+The server is started by the first stage that needs it, is shared by the stages after it
+(those of parallel `dvc queue` workers too), and exits after `KERAS_EXERCISES_WARM_IDLE`
+seconds without a stage (default 300). It holds no project code, only libraries, so an
+edited stage runs as edited; another Python, other library versions or other settings that
+shape the imports (TF_*, CUDA*, KERAS_HOME, ...) get a server of their own.
+`KERAS_EXERCISES_WARM=0` runs every stage in its own process. Linux only: elsewhere every
+stage runs in its own process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from importlib.util import find_spec
+from pathlib import Path
+
+from keras_exercises.runtime import warm_server
+
+SWITCH, IDLE = "KERAS_EXERCISES_WARM", "KERAS_EXERCISES_WARM_IDLE"
+# set in a stage the server runs, so that it runs there rather than handing itself on again
+INSIDE = "KERAS_EXERCISES_WARM_CHILD"
+PRELOAD = (
+    "tensorflow",
+    "keras",
+    "mlflow",
+    "mlflow.keras",
+    "mlflow.store.tracking.sqlalchemy_store",
+    "mlflow.store.model_registry.sqlalchemy_store",
+    "sklearn.metrics",
+    "matplotlib",
+)
+# what the libraries read when they are imported: a server made with other values would
+# give a stage other behaviour, so they are part of the server's identity
+_IMPORT_SETTINGS = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "LD_LIBRARY_PATH")
+_IMPORT_SETTINGS += ("KERAS_BACKEND", "KERAS_HOME", IDLE)
+_IMPORT_PREFIXES = ("TF_", "CUDA", "XLA_", "OMP_", "MKL_", "MPL", "PYTHON")
+_MAX_SOCKET_PATH = 107  # bytes, on Linux
+_START_TIMEOUT = 300  # seconds: two loaded cores took over two minutes to import it all
+
+
+def enabled() -> bool:
+    return (
+        sys.platform == "linux"
+        and os.environ.get(SWITCH, "1") != "0"
+        and not os.environ.get(INSIDE)
+    )
+
+
+def hand_off(module: str, preload: tuple[str, ...] = PRELOAD) -> int | None:
+    """Run the stage `module` (`python -m MODULE`) in a warm server's child and return its
+    exit code; None when no server could take it (this process then runs the stage)."""
+    for _ in range(2):  # a server that stops for idleness as we connect: start another
+        try:
+            conn = _connect(preload)
+        except (OSError, TimeoutError) as exc:
+            print(f"note: no warm start ({exc}); this stage imports its libraries itself.")
+            return None
+        with conn:
+            env = dict(os.environ, **{INSIDE: str(os.getpid())})
+            request = {"module": module, "argv": sys.argv, "cwd": os.getcwd(), "env": env}
+            try:
+                warm_server.send_message(conn, {**request, "path": sys.path}, [0, 1, 2])
+                started = warm_server.receive_message(conn)
+            except OSError:
+                started = None
+            if started is None:
+                continue
+            return _wait_for(conn, started[0]["pid"])
+    return None
+
+
+def _wait_for(conn: socket.socket, pid: int) -> int:
+    """Forward signals to the stage until it ends; its exit code (128 + N: killed by N)."""
+
+    def forward(signum: int, frame: object) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, forward)
+    ended = warm_server.receive_message(conn)
+    if ended is None:  # it died without a word: killed by a signal this process didn't see
+        print("error: the stage's process was killed.", file=sys.stderr)
+        return 128 + signal.SIGKILL
+    return int(ended[0]["exit"])
+
+
+def _connect(preload: tuple[str, ...]) -> socket.socket:
+    path = _socket_path(preload)
+    try:
+        return _open(path)
+    except OSError:
+        pass
+    # one client starts the server; the others wait for it here
+    with open(f"{path}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return _open(path)
+        except OSError:
+            pass
+        Path(path).unlink(missing_ok=True)  # a server that died without cleaning up
+        server = _start_server(path, preload)
+        deadline = time.monotonic() + _START_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                return _open(path)
+            except OSError:
+                if server.poll() is not None:
+                    raise OSError(f"the warm server exited with {server.returncode}") from None
+                time.sleep(0.05)
+        server.kill()
+        raise TimeoutError(f"the warm server did not start in {_START_TIMEOUT} s")
+
+
+def _open(path: str) -> socket.socket:
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn.connect(path)
+    except OSError:
+        conn.close()
+        raise
+    return conn
+
+
+def _start_server(path: str, preload: tuple[str, ...]) -> subprocess.Popen:
+    idle = os.environ.get(IDLE, "300")
+    # the server's own environment holds only what shapes the imports: no credentials
+    env = {k: v for k, v in os.environ.items() if _shapes_imports(k)}
+    return subprocess.Popen(
+        [sys.executable, warm_server.__file__, path, idle, *preload],
+        env=env,
+        cwd="/",
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # not in DVC's process group: it outlives this stage
+    )
+
+
+def _shapes_imports(name: str) -> bool:
+    return name in _IMPORT_SETTINGS or name.startswith(_IMPORT_PREFIXES)
+
+
+def _socket_path(preload: tuple[str, ...]) -> str:
+    """One server per Python, library versions and import settings, in a directory only
+    this user can enter."""
+    folder = Path(tempfile.gettempdir()) / f"keras-exercises-warm-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    info = folder.stat()
+    if info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise OSError(f"{folder} is not this user's alone")
+    identity = {
+        "python": sys.executable,
+        "env": {k: v for k, v in sorted(os.environ.items()) if _shapes_imports(k)},
+        "preload": preload,
+        # an upgraded library changes its files: their times tell the server is stale
+        "libraries": [_modified(name.partition(".")[0]) for name in preload],
+        "server": _modified_file(warm_server.__file__),
+    }
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
+    path = str(folder / f"{digest}.sock")
+    if len(path) + 8 > _MAX_SOCKET_PATH:  # the server binds it with .<pid> added first
+        raise OSError(f"the socket path {path} is too long: set TMPDIR to a shorter folder")
+    return path
+
+
+def _modified(package: str) -> float | None:
+    spec = find_spec(package)
+    return _modified_file(spec.origin) if spec and spec.origin else None
+
+
+def _modified_file(path: str) -> float:
+    return os.stat(path).st_mtime

@@ -1,0 +1,185 @@
+"""Warm start (keras_exercises/runtime/warm_start.py): a stage handed to a warm server runs
+there as it would in its own process, and the server stays out of the way. These tests give
+the server a light preload (json) and a stand-in stage module, so they take seconds."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from keras_exercises.runtime import warm_start
+
+ROOT = Path(__file__).resolve().parents[1]
+
+STAGE = """
+import json, os, sys, time
+print(json.dumps({"cwd": os.getcwd(), "argv": sys.argv[1:], "pid": os.getpid(),
+                  "server": os.getppid(), "color": os.environ.get("COLOR"),
+                  "stdin": sys.stdin.read()}), flush=True)
+print("to stderr", file=sys.stderr)
+if os.environ.get("SLEEP"):
+    open("started", "w").close()
+    time.sleep(float(os.environ["SLEEP"]))
+sys.exit(int(os.environ.get("CODE", "0")))
+"""
+
+# what a stage's process runs: hand the stage module over, exit with its code
+CLIENT = textwrap.dedent(
+    """
+    import sys
+    from keras_exercises.runtime import warm_start
+    code = warm_start.hand_off("fake_stage", preload=("json",))
+    sys.exit(99 if code is None else code)
+    """
+)
+
+
+@pytest.fixture
+def stage_dir(tmp_path, monkeypatch):
+    """A folder with the stand-in stage, and servers of their own: their own temp dir,
+    short enough for a socket's path (pytest's are not)."""
+    (tmp_path / "fake_stage.py").write_text(STAGE)
+    runtime = Path(tempfile.mkdtemp(prefix="warm-", dir="/tmp"))
+    (tmp_path / "runtime").symlink_to(runtime)
+    monkeypatch.setenv("TMPDIR", str(runtime))
+    monkeypatch.setenv("KERAS_EXERCISES_WARM_IDLE", "30")
+    yield tmp_path
+    for server in _servers(runtime):
+        server.kill()
+    shutil.rmtree(runtime, ignore_errors=True)
+
+
+def _servers(runtime: Path) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = process.info["cmdline"] or []
+        if any(str(runtime) in part for part in cmdline):
+            found.append(process)
+    return found
+
+
+def run_client(folder: Path, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", CLIENT, "first", "second"],
+        cwd=folder,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        **kwargs,
+    )
+
+
+def start_client(folder: Path, env: dict) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", CLIENT],
+        cwd=folder,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for(path: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+def test_a_handed_stage_runs_as_the_client_would_and_the_server_is_reused(stage_dir):
+    first = run_client(stage_dir, {"COLOR": "blue", "CODE": "3"}, input="typed")
+    second = run_client(stage_dir, {"COLOR": "green"}, input="")
+
+    assert first.returncode == 3 and second.returncode == 0
+    one, two = json.loads(first.stdout), json.loads(second.stdout)
+    assert one["cwd"] == str(stage_dir)
+    assert one["argv"] == ["first", "second"]
+    assert (one["color"], two["color"]) == ("blue", "green")  # each stage its own environment
+    assert one["stdin"] == "typed"
+    assert "to stderr" in first.stderr
+    assert one["server"] == two["server"]  # one warm server, a child per stage
+    assert one["pid"] != two["pid"]
+    server = psutil.Process(one["server"])
+    assert "warm_server.py" in " ".join(server.cmdline())
+
+
+def test_the_servers_environment_holds_no_credentials(stage_dir):
+    done = run_client(stage_dir, {"MLFLOW_TRACKING_PASSWORD": "hunter2", "AWS_SECRET": "x"})
+    server = psutil.Process(json.loads(done.stdout)["server"])
+
+    assert "hunter2" not in json.dumps(server.environ())
+    assert "AWS_SECRET" not in server.environ()
+
+
+def test_a_signal_to_the_client_reaches_the_stage(stage_dir):
+    client = start_client(stage_dir, {"SLEEP": "60"})
+    wait_for(stage_dir / "started")
+    client.send_signal(signal.SIGTERM)
+
+    assert client.wait(timeout=30) == 128 + signal.SIGKILL  # died of it: no exit code came
+    stage = json.loads(client.stdout.readline())
+    assert not psutil.pid_exists(stage["pid"]) or psutil.Process(stage["pid"]).status() == "zombie"
+
+
+def test_a_client_killed_outright_takes_its_stage_with_it(stage_dir):
+    client = start_client(stage_dir, {"SLEEP": "60"})
+    wait_for(stage_dir / "started")
+    stage = json.loads(client.stdout.readline())
+    client.kill()
+    client.wait()
+
+    gone, _ = psutil.wait_procs([psutil.Process(stage["pid"])], timeout=10)
+    assert gone
+
+
+def test_an_idle_server_exits_and_takes_its_socket_away(stage_dir):
+    done = run_client(stage_dir, {"KERAS_EXERCISES_WARM_IDLE": "1"})
+    server = psutil.Process(json.loads(done.stdout)["server"])
+    sockets = list((stage_dir / "runtime").resolve().glob("keras-exercises-warm-*/*.sock"))
+    assert len(sockets) == 1
+
+    server.wait(timeout=15)
+    assert not sockets[0].exists()
+
+
+def test_another_environment_for_the_imports_gets_its_own_server(stage_dir):
+    one = json.loads(run_client(stage_dir).stdout)["server"]
+    two = json.loads(run_client(stage_dir, {"TF_ENABLE_ONEDNN_OPTS": "0"}).stdout)["server"]
+    again = json.loads(run_client(stage_dir).stdout)["server"]
+
+    assert one != two
+    assert one == again
+
+
+def test_switched_off_or_nested_it_is_not_used(monkeypatch):
+    monkeypatch.setenv("KERAS_EXERCISES_WARM", "0")
+    assert not warm_start.enabled()
+    monkeypatch.setenv("KERAS_EXERCISES_WARM", "1")
+    monkeypatch.setenv(warm_start.INSIDE, "123")
+    assert not warm_start.enabled()
+    monkeypatch.delenv(warm_start.INSIDE)
+    assert warm_start.enabled() == (sys.platform == "linux")
+
+
+def test_a_runtime_folder_others_can_enter_is_refused_and_the_stage_runs_here(stage_dir):
+    folder = (stage_dir / "runtime").resolve() / f"keras-exercises-warm-{os.getuid()}"
+    folder.mkdir(mode=0o755)
+    folder.chmod(0o755)
+    done = run_client(stage_dir)
+
+    assert done.returncode == 99  # hand_off gave None: the caller runs the stage itself
+    assert "not this user's alone" in done.stdout
