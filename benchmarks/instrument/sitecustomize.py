@@ -14,6 +14,7 @@ import threading
 import time
 
 TIMINGS_ENV = "PIPELINE_TIMINGS"  # a file path: each stage appends its timing record
+WARM_CHILD = "KERAS_EXERCISES_WARM_CHILD"  # as warm_start.INSIDE: not imported at start-up
 STAGE_RUNNER = "keras_exercises.runtime.errors"  # where run_stage, every stage's entry, lives
 
 # What a stage pays to start before it does any work: the interpreter and its own modules
@@ -50,9 +51,12 @@ def _since_boot() -> float:
 
 
 def _process_started() -> float:
-    """When this process started, in seconds since boot: exact to a clock tick, where
-    psutil's create_time adds the boot time, which Linux gives in whole seconds."""
-    with open("/proc/self/stat") as stat:
+    """When this stage's process started, in seconds since boot: exact to a clock tick,
+    where psutil's create_time adds the boot time, which Linux gives in whole seconds. A
+    stage run warm (keras_exercises/runtime/warm_start.py) started with the process DVC
+    ran, which handed it over: that process's pid is in WARM_CHILD."""
+    process = os.environ.get(WARM_CHILD, "self")
+    with open(f"/proc/{process}/stat") as stat:
         # the command name (field 2) may hold spaces; field 22, starttime, is the 20th after it
         ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
     return ticks / os.sysconf("SC_CLK_TCK")
@@ -146,8 +150,7 @@ class StageTimer:
     """Wraps run_stage as soon as its module is imported, before a stage binds the name,
     to note when main() is entered; records the stage's timing at exit."""
 
-    def __init__(self, path: str) -> None:
-        self.path = path
+    def __init__(self) -> None:
         self.entered_main: float | None = None
         self.imported_before_main: dict[str, float] = {}
         self.imports = ImportClock(on_import=self._hook)
@@ -161,11 +164,13 @@ class StageTimer:
             return
         runner = sys.modules[STAGE_RUNNER]
 
-        def run_stage(main):
+        def run_stage(main, **options):
             self.entered_main = _since_boot()
             self.imported_before_main = dict(self.imports.seconds)  # part of before_main_s
+            # a stage handed to a warm interpreter ends this process without atexit: the
+            # record is written where the stage ran
             atexit.register(self.record)
-            return original(main)
+            return original(main, **options)
 
         run_stage._timed = True
         runner.run_stage = run_stage
@@ -174,6 +179,8 @@ class StageTimer:
         """Append one JSON line: wall time from process start, start-up (everything before
         main, plus the modules loaded after: TensorFlow's, MLflow's and the others),
         compute, tracking, the rest, peak memory."""
+        if not os.environ.get(TIMINGS_ENV):
+            return
         started = _process_started()
         seconds = {
             library: loaded - self.imported_before_main.get(library, 0.0)
@@ -205,9 +212,11 @@ class StageTimer:
             "device": training_device() if tensorflow else None,
             "imports_mlflow": "mlflow" in sys.modules,
         }
-        with open(self.path, "a") as out:
+        with open(os.environ[TIMINGS_ENV], "a") as out:
             out.write(json.dumps(record) + "\n")
 
 
-if os.environ.get(TIMINGS_ENV):
-    StageTimer(os.environ[TIMINGS_ENV]).imports.install()
+# The warm server (keras_exercises/runtime/warm_start.py) runs with only the settings that
+# shape imports, so it runs without TIMINGS_ENV; its stages get it back when they start.
+if os.environ.get(TIMINGS_ENV) or sys.argv[0].endswith("warm_server.py"):
+    StageTimer().imports.install()
