@@ -171,3 +171,25 @@ def test_every_call_the_benchmark_times_exists_where_it_looks():
             module = importlib.import_module(module_name)
             owner = getattr(module, class_name) if class_name else module
             assert all(callable(getattr(owner, name, None)) for name in names), module_name
+
+
+def test_a_warm_stage_counts_its_time_from_the_process_dvc_started(monkeypatch):
+    """A stage handed to a warm interpreter (runtime/warm_start.py) runs in a child forked
+    there; its wall time starts with the process that handed it over, named in the env."""
+    from benchmarks.instrument import sitecustomize
+
+    started = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        time.sleep(1.5)  # a start a clock tick can tell from this process's
+        mine = sitecustomize._process_started()
+        monkeypatch.setenv(sitecustomize.WARM_CHILD, str(started.pid))
+        theirs = sitecustomize._process_started()
+    finally:
+        started.kill()
+        started.wait()
+    tick = 1 / os.sysconf("SC_CLK_TCK")
+    assert theirs - mine > 1
+    assert abs(theirs - (time.clock_gettime(time.CLOCK_BOOTTIME) - 1.5)) < 1.0 + tick
+    from keras_exercises.runtime.warm_start import INSIDE
+
+    assert sitecustomize.WARM_CHILD == INSIDE
