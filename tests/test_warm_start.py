@@ -183,3 +183,20 @@ def test_a_runtime_folder_others_can_enter_is_refused_and_the_stage_runs_here(st
 
     assert done.returncode == 99  # hand_off gave None: the caller runs the stage itself
     assert "not this user's alone" in done.stdout
+
+
+def test_a_sitecustomize_runs_in_the_stage_with_the_stages_environment(stage_dir):
+    """As in a process of its own: start-up hooks (coverage, profilers, the benchmark's
+    instrument, a test's injected fault) see the stage's environment."""
+    hooks = stage_dir / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(
+        "import os\nos.environ['COLOR'] = 'hooked ' + os.environ.get('SHADE', 'none')\n"
+    )
+    python_path = os.pathsep.join([str(hooks), str(ROOT)])
+    first = run_client(stage_dir, {"PYTHONPATH": python_path, "SHADE": "dark"})
+    second = run_client(stage_dir, {"PYTHONPATH": python_path, "SHADE": "light"})
+
+    assert json.loads(first.stdout)["color"] == "hooked dark"
+    assert json.loads(second.stdout)["color"] == "hooked light"
+    assert json.loads(first.stdout)["server"] == json.loads(second.stdout)["server"]

@@ -150,7 +150,8 @@ class StageTimer:
     """Wraps run_stage as soon as its module is imported, before a stage binds the name,
     to note when main() is entered; records the stage's timing at exit."""
 
-    def __init__(self) -> None:
+    def __init__(self, path: str) -> None:
+        self.path = path
         self.entered_main: float | None = None
         self.imported_before_main: dict[str, float] = {}
         self.imports = ImportClock(on_import=self._hook)
@@ -179,8 +180,6 @@ class StageTimer:
         """Append one JSON line: wall time from process start, start-up (everything before
         main, plus the modules loaded after: TensorFlow's, MLflow's and the others),
         compute, tracking, the rest, peak memory."""
-        if not os.environ.get(TIMINGS_ENV):
-            return
         started = _process_started()
         seconds = {
             library: loaded - self.imported_before_main.get(library, 0.0)
@@ -212,11 +211,11 @@ class StageTimer:
             "device": training_device() if tensorflow else None,
             "imports_mlflow": "mlflow" in sys.modules,
         }
-        with open(os.environ[TIMINGS_ENV], "a") as out:
+        with open(self.path, "a") as out:
             out.write(json.dumps(record) + "\n")
 
 
-# The warm server (keras_exercises/runtime/warm_start.py) runs with only the settings that
-# shape imports, so it runs without TIMINGS_ENV; its stages get it back when they start.
-if os.environ.get(TIMINGS_ENV) or sys.argv[0].endswith("warm_server.py"):
-    StageTimer().imports.install()
+# A stage run warm (keras_exercises/runtime/warm_start.py) loads this module when it starts
+# in its child of the warm interpreter, with its own environment, as a process would.
+if os.environ.get(TIMINGS_ENV):
+    StageTimer(os.environ[TIMINGS_ENV]).imports.install()

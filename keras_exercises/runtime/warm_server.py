@@ -3,7 +3,8 @@ and the other heavy libraries once, and forks a child for each stage handed to i
 becomes the stage: the client's working directory, environment, arguments, standard streams
 and Python path, then `runpy` of the stage module, then its exit code back to the client.
 
-Run as a script (`python warm_server.py SOCKET IDLE_SECONDS PRELOAD...`), never imported by
+Run as a script (`python warm_server.py SOCKET IDLE_SECONDS PYTHONPATH PRELOAD...`), never
+imported by
 the project: it must hold no project code, which would go stale while it idles. Only the
 standard library and the preloaded libraries are in it.
 """
@@ -59,7 +60,8 @@ def _receive_exactly(conn: socket.socket, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def serve(path: str, idle_seconds: float, preload: list[str]) -> None:
+def serve(path: str, idle_seconds: float, python_path: str, preload: list[str]) -> None:
+    sys.path[1:1] = [entry for entry in python_path.split(os.pathsep) if entry]
     for module in preload:
         importlib.import_module(module)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -110,6 +112,7 @@ def _become_stage(conn: socket.socket) -> None:
         line_buffered = not os.environ.get("PYTHONUNBUFFERED")
         sys.stdout.reconfigure(line_buffering=os.isatty(1) and line_buffered)
         sys.stdout.reconfigure(write_through=not line_buffered)
+        _customize()
         send_message(conn, {"pid": os.getpid()})
         threading.Thread(target=_die_with_client, args=(conn,), daemon=True).start()
         code = _run(request["module"])
@@ -119,6 +122,19 @@ def _become_stage(conn: socket.socket) -> None:
         with contextlib.suppress(OSError):
             send_message(conn, {"exit": code})
         os._exit(code)
+
+
+def _customize() -> None:
+    """What Python's site module does at start-up, which the server's start-up did without
+    the stage's path and environment: import sitecustomize and usercustomize, if any."""
+    for name in ("sitecustomize", "usercustomize"):
+        if name in sys.modules:
+            continue
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            if exc.name != name:
+                raise
 
 
 def _run(module: str) -> int:
@@ -156,4 +172,4 @@ def _die_with_client(conn: socket.socket) -> None:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1], float(sys.argv[2]), sys.argv[3:])
+    serve(sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4:])

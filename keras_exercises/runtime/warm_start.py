@@ -140,10 +140,13 @@ def _open(path: str) -> socket.socket:
 
 def _start_server(path: str, preload: tuple[str, ...]) -> subprocess.Popen:
     idle = os.environ.get(IDLE, "300")
-    # the server's own environment holds only what shapes the imports: no credentials
-    env = {k: v for k, v in os.environ.items() if _shapes_imports(k)}
+    # the server's own environment holds only what shapes the imports: no credentials.
+    # PYTHONPATH goes as an argument: a sitecustomize on it runs in each stage, with the
+    # stage's environment, as in a process of its own, not once in the server
+    env = {k: v for k, v in os.environ.items() if _shapes_imports(k) and k != "PYTHONPATH"}
     return subprocess.Popen(
-        [sys.executable, warm_server.__file__, path, idle, *preload],
+        [sys.executable, warm_server.__file__, path, idle, os.environ.get("PYTHONPATH", "")]
+        + list(preload),
         env=env,
         cwd="/",
         stdin=subprocess.DEVNULL,
