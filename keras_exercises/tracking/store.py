@@ -12,9 +12,10 @@ from filelock import FileLock
 
 from keras_exercises.runtime.errors import PipelineError
 from keras_exercises.runtime.paths import project_root
+from keras_exercises.tracking import empty_store
 
 EXPERIMENT = "keras-exercises"
-STORE_DIR = "mlruns"
+STORE_DIR, DATABASE = "mlruns", "mlflow.db"
 # MLflow 3's UI opens an experiment on its GenAI pages unless told it holds model training
 KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
 # the user:password part of a URL; what the stages write or print never carries it
@@ -43,7 +44,7 @@ def default_store() -> tuple[str, str]:
     """
     store = project_root() / STORE_DIR
     store.mkdir(exist_ok=True)
-    return f"sqlite:///{store / 'mlflow.db'}?timeout=60", (store / "artifacts").as_uri()
+    return f"sqlite:///{store / DATABASE}?timeout=60", (store / "artifacts").as_uri()
 
 
 def connect() -> str:
@@ -65,6 +66,7 @@ def connect() -> str:
         # Creating the database and the experiment is not safe to race: parallel stages
         # take turns through a lock file beside the store.
         with FileLock(project_root() / STORE_DIR / ".lock", timeout=120):
+            empty_store.seed(project_root() / STORE_DIR / DATABASE)
             return _get_or_create_experiment(artifact_location)
     except Exception as exc:
         raise PipelineError(
