@@ -4,6 +4,10 @@
 one, so a typo stops the pipeline here, before DVC has deleted anything; the stages' own
 checks would come too late. The output is the same for every valid params.yaml and DVC
 keeps it when the check fails (persist), so it never makes another stage rerun.
+
+With params that pass, it starts the warm interpreter the training stages run in
+(runtime/warm_start.py) and leaves it importing TensorFlow while DVC runs the quick stages
+in between.
 """
 
 from __future__ import annotations
@@ -13,12 +17,14 @@ from keras_exercises.runtime.atomic import write_text
 from keras_exercises.runtime.errors import run_stage
 from keras_exercises.runtime.paths import PARAMS_CHECK
 from keras_exercises.runtime.stage_args import stage_args
+from keras_exercises.runtime.warm_start import start_early
 
 
 def main(argv: list[str]) -> None:
     stage_args(argv, "validate")
     load_params()
     write_text(PARAMS_CHECK, f"{PARAMS_FILE} is valid\n")
+    start_early()
 
 
 if __name__ == "__main__":

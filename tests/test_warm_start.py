@@ -37,10 +37,18 @@ sys.exit(int(os.environ.get("CODE", "0")))
 # what a stage's process runs: hand the stage module over, exit with its code
 CLIENT = textwrap.dedent(
     """
-    import sys
+    import os, sys
     from keras_exercises.runtime import warm_start
-    code = warm_start.hand_off("fake_stage", preload=("json",))
+    code = warm_start.hand_off("fake_stage", preload=(os.environ.get("PRELOAD", "json"),))
     sys.exit(99 if code is None else code)
+    """
+)
+# what validate runs: start a server and return
+EARLY = textwrap.dedent(
+    """
+    import os
+    from keras_exercises.runtime import warm_start
+    warm_start.start_early(preload=(os.environ.get("PRELOAD", "json"),))
     """
 )
 
@@ -204,3 +212,31 @@ def test_a_sitecustomize_runs_in_the_stage_with_the_stages_environment(stage_dir
     assert json.loads(first.stdout)["color"] == "hooked dark"
     assert json.loads(second.stdout)["color"] == "hooked light"
     assert json.loads(first.stdout)["server"] == json.loads(second.stdout)["server"]
+
+
+def test_a_server_started_early_is_the_one_stages_wait_for(stage_dir):
+    """validate starts it and returns; stages that come while it imports wait for it and
+    start no other."""
+    (stage_dir / "slow_import.py").write_text("import time\ntime.sleep(3)\n")
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(stage_dir), str(ROOT)]),
+        "PRELOAD": "slow_import",
+    }
+    runtime = (stage_dir / "runtime").resolve()
+    subprocess.run([sys.executable, "-c", EARLY], cwd=stage_dir, env=env, check=True)
+
+    # it returned while its server still imports: no socket yet
+    assert not list(runtime.glob("keras-exercises-warm-*/*.sock"))
+    assert len(_servers(runtime)) == 1
+    subprocess.run([sys.executable, "-c", EARLY], cwd=stage_dir, env=env, check=True)
+    clients = [start_client(stage_dir, env) for _ in range(2)]
+    outputs = [client.communicate(timeout=60)[0] for client in clients]
+
+    assert [client.returncode for client in clients] == [0, 0]
+    early = _servers(runtime)
+    assert len(early) == 1
+    assert {json.loads(out)["server"] for out in outputs} == {early[0].pid}
+    subprocess.run([sys.executable, "-c", EARLY], cwd=stage_dir, env=env, check=True)
+    # already listening: left as it is (its children, forked for a moment, aside)
+    assert [p for p in _servers(runtime) if p.ppid() != early[0].pid] == early

@@ -3,10 +3,11 @@ and the other heavy libraries once, and forks a child for each stage handed to i
 becomes the stage: the client's working directory, environment, arguments, standard streams
 and Python path, then `runpy` of the stage module, then its exit code back to the client.
 
-Run as a script (`python warm_server.py SOCKET IDLE_SECONDS PYTHONPATH PRELOAD...`), never
-imported by
-the project: it must hold no project code, which would go stale while it idles. Only the
-standard library and the preloaded libraries are in it.
+Run as a script (`python warm_server.py SOCKET IDLE_SECONDS LOCK_FD PYTHONPATH PRELOAD...`),
+never imported by the project: it must hold no project code, which would go stale while it
+idles. Only the standard library and the preloaded libraries are in it. LOCK_FD holds the
+socket's start lock, taken by whoever started it: released once it listens (or dies), so
+that nobody starts a second server while this one is importing.
 """
 
 from __future__ import annotations
@@ -60,7 +61,9 @@ def _receive_exactly(conn: socket.socket, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def serve(path: str, idle_seconds: float, python_path: str, preload: list[str]) -> None:
+def serve(
+    path: str, idle_seconds: float, lock_fd: int, python_path: str, preload: list[str]
+) -> None:
     sys.path[1:1] = [entry for entry in python_path.split(os.pathsep) if entry]
     for module in preload:
         importlib.import_module(module)
@@ -71,6 +74,7 @@ def serve(path: str, idle_seconds: float, python_path: str, preload: list[str]) 
     listener.listen(16)
     os.rename(temporary, path)
     bound = os.stat(path).st_ino
+    os.close(lock_fd)  # its taker has closed its own descriptor: this frees the lock
     listener.settimeout(idle_seconds)
     # children are reaped by the kernel; each child sets SIGCHLD back for its own subprocesses
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
@@ -172,4 +176,4 @@ def _die_with_client(conn: socket.socket) -> None:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4:])
+    serve(sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5:])

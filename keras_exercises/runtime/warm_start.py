@@ -5,11 +5,12 @@ stage runs in a child forked from that interpreter, with this process's working 
 environment, arguments and standard streams; this process forwards signals to it, waits,
 and exits with its exit code, so DVC sees one process, as before.
 
-The server is started by the first stage that needs it, is shared by the stages after it
-(those of parallel `dvc queue` workers too), and exits after `KERAS_EXERCISES_WARM_IDLE`
-seconds without a stage (default 300). It holds no project code, only libraries, so an
-edited stage runs as edited; another Python, other library versions or other settings that
-shape the imports (TF_*, CUDA*, KERAS_HOME, ...) get a server of their own.
+The server is started by `validate` (without waiting for it) or else by the first stage that
+needs it, is shared by the stages after it (those of parallel `dvc queue` workers too), and
+exits after `KERAS_EXERCISES_WARM_IDLE` seconds without a stage (default 300). It holds no
+project code, only libraries, so an edited stage runs as edited; another Python, other
+library versions or other settings that shape the imports (TF_*, CUDA*, KERAS_HOME, ...)
+get a server of their own.
 `KERAS_EXERCISES_WARM=0` runs every stage in its own process. Linux only: elsewhere every
 stage runs in its own process.
 """
@@ -101,31 +102,64 @@ def _wait_for(conn: socket.socket, pid: int) -> int:
     return int(ended[0]["exit"])
 
 
+def start_early(preload: tuple[str, ...] = PRELOAD) -> None:
+    """Start the warm server, if none is up or starting, and return without waiting for it:
+    it imports on the other core while DVC runs the quick stages before the first one that
+    needs it. Any trouble is left to that stage, which starts one itself or says why not."""
+    if not enabled():
+        return
+    try:
+        path = _socket_path(preload)
+        with open(f"{path}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails while one is starting
+            if not _listening(path):
+                _start_server(path, preload, lock.fileno())
+    except OSError:
+        return
+
+
 def _connect(preload: tuple[str, ...]) -> socket.socket:
     path = _socket_path(preload)
     try:
         return _open(path)
     except OSError:
         pass
-    # one client starts the server; the others wait for it here
+    # one client starts the server; a server holds this lock until it listens, so the
+    # others wait for it here
+    deadline = time.monotonic() + _START_TIMEOUT
     with open(f"{path}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"the warm server did not start in {_START_TIMEOUT} s"
+                    ) from None
+                time.sleep(0.05)
         try:
             return _open(path)
         except OSError:
             pass
-        Path(path).unlink(missing_ok=True)  # a server that died without cleaning up
-        server = _start_server(path, preload)
-        deadline = time.monotonic() + _START_TIMEOUT
-        while time.monotonic() < deadline:
-            try:
-                return _open(path)
-            except OSError:
-                if server.poll() is not None:
-                    raise OSError(f"the warm server exited with {server.returncode}") from None
-                time.sleep(0.05)
-        server.kill()
-        raise TimeoutError(f"the warm server did not start in {_START_TIMEOUT} s")
+        server = _start_server(path, preload, lock.fileno())
+    while time.monotonic() < deadline:
+        try:
+            return _open(path)
+        except OSError:
+            if server.poll() is not None:
+                raise OSError(f"the warm server exited with {server.returncode}") from None
+            time.sleep(0.05)
+    server.kill()
+    raise TimeoutError(f"the warm server did not start in {_START_TIMEOUT} s")
+
+
+def _listening(path: str) -> bool:
+    try:
+        _open(path).close()
+    except OSError:
+        return False
+    return True
 
 
 def _open(path: str) -> socket.socket:
@@ -138,16 +172,18 @@ def _open(path: str) -> socket.socket:
     return conn
 
 
-def _start_server(path: str, preload: tuple[str, ...]) -> subprocess.Popen:
+def _start_server(path: str, preload: tuple[str, ...], lock_fd: int) -> subprocess.Popen:
+    Path(path).unlink(missing_ok=True)  # a server that died without cleaning up
     idle = os.environ.get(IDLE, "300")
     # the server's own environment holds only what shapes the imports: no credentials.
     # PYTHONPATH goes as an argument: a sitecustomize on it runs in each stage, with the
     # stage's environment, as in a process of its own, not once in the server
     env = {k: v for k, v in os.environ.items() if _shapes_imports(k) and k != "PYTHONPATH"}
     return subprocess.Popen(
-        [sys.executable, warm_server.__file__, path, idle, os.environ.get("PYTHONPATH", "")]
-        + list(preload),
+        [sys.executable, warm_server.__file__, path, idle, str(lock_fd)]
+        + [os.environ.get("PYTHONPATH", ""), *preload],
         env=env,
+        pass_fds=(lock_fd,),
         cwd="/",
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
