@@ -55,4 +55,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main, warm=True)
+    run_stage(main, warm="tensorflow")

@@ -48,7 +48,7 @@ EARLY = textwrap.dedent(
     """
     import os
     from keras_exercises.runtime import warm_start
-    warm_start.start_early(preload=(os.environ.get("PRELOAD", "json"),))
+    warm_start.start_early(preloads=((os.environ.get("PRELOAD", "json"),),))
     """
 )
 

@@ -21,17 +21,18 @@ class _Signals:
     pending: int | None = None
 
 
-def run_stage(main: Callable[[list[str]], None], warm: bool = False) -> None:
+def run_stage(main: Callable[[list[str]], None], warm: str | None = None) -> None:
     """Run a stage's main(); report how it failed as one paragraph that ends with how to get
     the previous results back: exit 2 for a PipelineError, 1 for a bug, 128 + N for signal N.
 
     SIGINT and SIGTERM become SystemExit, so open MLflow runs end as FAILED and no
     half-written output is renamed into place. `warm`: a stage that imports TensorFlow or
-    MLflow runs in a warm interpreter that has them loaded (runtime/warm_start.py).
+    MLflow runs in a warm interpreter that has them loaded (runtime/warm_start.py), the one
+    for its kind of stage ("tensorflow" or "report", warm_start.PRELOADS).
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ banner out
     if warm:
-        _run_warm()
+        _run_warm(warm)
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
     try:
@@ -59,7 +60,7 @@ def run_stage(main: Callable[[list[str]], None], warm: bool = False) -> None:
         gc.freeze()
 
 
-def _run_warm() -> None:
+def _run_warm(kind: str) -> None:
     """Hand the stage to a warm interpreter and exit as it does; return where none takes
     it (switched off, not Linux, or run as a file rather than with `python -m`)."""
     from keras_exercises.runtime import warm_start
@@ -67,7 +68,7 @@ def _run_warm() -> None:
     spec = getattr(sys.modules["__main__"], "__spec__", None)
     if spec is None or not warm_start.enabled():
         return
-    code = warm_start.hand_off(spec.name)
+    code = warm_start.hand_off(spec.name, warm_start.PRELOADS[kind])
     if code is not None:
         # the stage ran and ended elsewhere: nothing is left to do or clean up here
         sys.stdout.flush()

@@ -36,16 +36,24 @@ from keras_exercises.runtime import warm_server
 SWITCH, IDLE = "KERAS_EXERCISES_WARM", "KERAS_EXERCISES_WARM_IDLE"
 # set in a stage the server runs, so that it runs there rather than handing itself on again
 INSIDE = "KERAS_EXERCISES_WARM_CHILD"
-PRELOAD = (
-    "tensorflow",
-    "keras",
+_MLFLOW = (
     "mlflow",
-    "mlflow.keras",
     "mlflow.store.tracking.sqlalchemy_store",
     "mlflow.store.model_registry.sqlalchemy_store",
-    "sklearn.metrics",
-    "matplotlib",
 )
+# what each kind of stage imports, a server for each: the report's holds no TensorFlow, so
+# a report forked from it weighs about what it would in a process of its own
+PRELOADS = {
+    "tensorflow": (
+        "tensorflow",
+        "keras",
+        *_MLFLOW,
+        "mlflow.keras",
+        "sklearn.metrics",
+        "matplotlib",
+    ),
+    "report": (*_MLFLOW, "scipy.stats", "matplotlib.figure", "jinja2", "dvc.api"),
+}
 # what the libraries read when they are imported: a server made with other values would
 # give a stage other behaviour, so they are part of the server's identity
 _IMPORT_SETTINGS = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "LD_LIBRARY_PATH")
@@ -63,7 +71,7 @@ def enabled() -> bool:
     )
 
 
-def hand_off(module: str, preload: tuple[str, ...] = PRELOAD) -> int | None:
+def hand_off(module: str, preload: tuple[str, ...]) -> int | None:
     """Run the stage `module` (`python -m MODULE`) in a warm server's child and return its
     exit code; None when no server could take it (this process then runs the stage)."""
     for _ in range(2):  # a server that stops for idleness as we connect: start another
@@ -102,20 +110,22 @@ def _wait_for(conn: socket.socket, pid: int) -> int:
     return int(ended[0]["exit"])
 
 
-def start_early(preload: tuple[str, ...] = PRELOAD) -> None:
-    """Start the warm server, if none is up or starting, and return without waiting for it:
-    it imports on the other core while DVC runs the quick stages before the first one that
-    needs it. Any trouble is left to that stage, which starts one itself or says why not."""
+def start_early(preloads: tuple[tuple[str, ...], ...] = tuple(PRELOADS.values())) -> None:
+    """Start a warm server for each preload, if none is up or starting, and return without
+    waiting: they import on the other core while DVC runs the quick stages before the first
+    one that needs them. Any trouble is left to that stage, which starts one itself or says
+    why not."""
     if not enabled():
         return
-    try:
-        path = _socket_path(preload)
-        with open(f"{path}.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails while one is starting
-            if not _listening(path):
-                _start_server(path, preload, lock.fileno())
-    except OSError:
-        return
+    for preload in preloads:
+        try:
+            path = _socket_path(preload)
+            with open(f"{path}.lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails while one starts
+                if not _listening(path):
+                    _start_server(path, preload, lock.fileno())
+        except OSError:
+            continue
 
 
 def _connect(preload: tuple[str, ...]) -> socket.socket:
