@@ -1,18 +1,18 @@
-"""Warm start: a stage that trains or evaluates a model hands itself to a warm interpreter
-(warm_server.py) that has imported TensorFlow, MLflow, scikit-learn and matplotlib once,
-instead of importing them again in every stage process (5-15 s each, by the machine). The
-stage runs in a child forked from that interpreter, with this process's working directory,
+"""Warm start: a stage that trains or evaluates a model, or writes the report, hands itself
+to a warm interpreter (warm_server.py) that has imported its libraries (TensorFlow, MLflow,
+scikit-learn, matplotlib; the report's: MLflow, SciPy, DVC) once, instead of importing them
+again in every stage process (3-15 s each, by the machine and the stage). The stage runs
+in a child forked from that interpreter, with this process's working directory,
 environment, arguments and standard streams; this process forwards signals to it, waits,
 and exits with its exit code, so DVC sees one process, as before.
 
-The server is started by `validate` (without waiting for it) or else by the first stage that
-needs it, is shared by the stages after it (those of parallel `dvc queue` workers too), and
-exits after `KERAS_EXERCISES_WARM_IDLE` seconds without a stage (default 300). It holds no
-project code, only libraries, so an edited stage runs as edited; another Python, other
-library versions or other settings that shape the imports (TF_*, CUDA*, KERAS_HOME, ...)
-get a server of their own.
-`KERAS_EXERCISES_WARM=0` runs every stage in its own process. Linux only: elsewhere every
-stage runs in its own process.
+TensorFlow's server is started by `validate` (without waiting for it), the report's by the
+report; a server is shared by the stages after it (those of parallel `dvc queue` workers
+too), and exits after `KERAS_EXERCISES_WARM_IDLE` seconds without a stage (default 300).
+It holds no project code, only libraries, so an edited stage runs as edited; another
+Python, other library versions or other settings that shape the imports (TF_*, CUDA*,
+KERAS_HOME, ...) get a server of their own. `KERAS_EXERCISES_WARM=0` runs every stage in
+its own process. Linux only: elsewhere every stage runs in its own process.
 """
 
 from __future__ import annotations
@@ -110,11 +110,12 @@ def _wait_for(conn: socket.socket, pid: int) -> int:
     return int(ended[0]["exit"])
 
 
-def start_early(preloads: tuple[tuple[str, ...], ...] = tuple(PRELOADS.values())) -> None:
+def start_early(preloads: tuple[tuple[str, ...], ...] = (PRELOADS["tensorflow"],)) -> None:
     """Start a warm server for each preload, if none is up or starting, and return without
-    waiting: they import on the other core while DVC runs the quick stages before the first
-    one that needs them. Any trouble is left to that stage, which starts one itself or says
-    why not."""
+    waiting: it imports on the other core while DVC runs the quick stages before the first
+    one that needs it. Any trouble is left to that stage, which starts one itself or says
+    why not. Only TensorFlow's by default: the report's, started too, would import while
+    the first stages train and slow them, for seconds saved only once a run."""
     if not enabled():
         return
     for preload in preloads:
