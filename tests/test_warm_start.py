@@ -240,3 +240,25 @@ def test_a_server_started_early_is_the_one_stages_wait_for(stage_dir):
     subprocess.run([sys.executable, "-c", EARLY], cwd=stage_dir, env=env, check=True)
     # already listening: left as it is (its children, forked for a moment, aside)
     assert [p for p in _servers(runtime) if p.ppid() != early[0].pid] == early
+
+
+def test_copies_of_the_project_share_one_server(stage_dir):
+    """Every clone and `dvc exp` workspace holds its own copy of warm_server.py, written at
+    its own time: the same code gets the same server."""
+    copies = []
+    for name in ("clone", "workspace"):
+        root = stage_dir / name
+        shutil.copytree(ROOT / "keras_exercises", root / "keras_exercises")
+        shutil.copy(stage_dir / "fake_stage.py", root)
+        copies.append(root)
+    os.utime(copies[1] / "keras_exercises" / "runtime" / "warm_server.py", (0, 0))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    servers = []
+    for root in copies:
+        done = subprocess.run(
+            [sys.executable, "-c", CLIENT], cwd=root, env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        servers.append(json.loads(done.stdout)["server"])
+
+    assert servers[0] == servers[1]

@@ -221,7 +221,9 @@ def _socket_path(preload: tuple[str, ...]) -> str:
         "preload": preload,
         # an upgraded library changes its files: their times tell the server is stale
         "libraries": [_modified(name.partition(".")[0]) for name in preload],
-        "server": _modified_file(warm_server.__file__),
+        # by content, not file time: every clone and `dvc exp` workspace of the project
+        # has its own copy of this file, and they share one server
+        "server": hashlib.sha256(Path(warm_server.__file__).read_bytes()).hexdigest(),
     }
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
     path = str(folder / f"{digest}.sock")
