@@ -68,10 +68,12 @@ def open_page(browser, url: str, name: str, width: int = 1400, wait_for: str | N
     """A new page at `url`; once `wait_for` shows (or the page has loaded), a full-page
     screenshot test-screenshots/<name>.png, taken before any assertion can fail."""
     page = browser.new_page(viewport={"width": width, "height": 900})
-    page.goto(url)
+    # generous waits: on two loaded cores (the suite's other workers training) the MLflow
+    # UI's first page took over 30 s to load, and its runs table over 60 s to show
+    page.goto(url, timeout=120_000)
     try:
         if wait_for:
-            page.get_by_text(wait_for, exact=True).first.wait_for(timeout=60_000)
+            page.get_by_text(wait_for, exact=True).first.wait_for(timeout=180_000)
         else:
             page.wait_for_load_state("load")
     finally:
