@@ -38,6 +38,8 @@ def main(argv: list[str]) -> None:
     # the base the embeddings came from, then this seed for everything after it
     set_seed(base_seed, params.threads)
     with (
+        # renamed into place only once the run has ended well (atomic_path)
+        atomic_path(exercise_output(name, seed, "model.keras")) as saved_model,
         store.store_failures_reported(),
         mlflow.start_run(
             experiment_id=experiment_id,
@@ -63,13 +65,20 @@ def main(argv: list[str]) -> None:
             "epochs_run": len(result.history["loss"]),
             "best_epoch": result.best_epoch,
         }
+        result.model.save(saved_model)  # once: MLflow logs this file
         version = training_run.log_training(
-            params, name, seed, prepared_data(name), result, metrics, figure, data["x_test"][:4]
+            params,
+            name,
+            seed,
+            prepared_data(name),
+            result,
+            metrics,
+            figure,
+            data["x_test"][:4],
+            saved_model,
         )
 
     # Outputs last: a failure above leaves the previous results in place.
-    with atomic_path(exercise_output(name, seed, "model.keras")) as tmp:
-        result.model.save(tmp)
     write_text(exercise_output(name, seed, "history.csv"), history_csv(result.history))
     write_text(
         exercise_output(name, seed, "predictions.csv"), predictions_csv(data["y_test"], predicted)

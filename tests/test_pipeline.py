@@ -114,12 +114,15 @@ def test_repro_answers_every_question_logs_six_runs_and_caches(finished, small_p
     models = client.search_logged_models(experiment_ids=[experiment.experiment_id])
     assert sorted(m.source_run_id for m in models) == sorted(r.info.run_id for r in runs)
     assert {m.name for m in models} == {"model"}
+    names = {run.info.run_id: run.info.run_name.split()[0] for run in runs}
     for model in models:
-        mlmodel = yaml.safe_load(
-            (Path(model.artifact_location.removeprefix("file://")) / "MLmodel").read_text()
-        )
+        logged = Path(model.artifact_location.removeprefix("file://"))
+        mlmodel = yaml.safe_load((logged / "MLmodel").read_text())
         assert "keras" in mlmodel["flavors"]
         assert "inputs" in mlmodel["signature"] and "outputs" in mlmodel["signature"]
+        # the model in MLflow is the stage's output, byte for byte (saved once)
+        output = project / f"outputs/{names[model.source_run_id]}/seed42/model.keras"
+        assert (logged / "data/model.keras").read_bytes() == output.read_bytes()
 
     assert "Data and pipelines are up to date." in dvc(project, "repro")
 

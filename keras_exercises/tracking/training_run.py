@@ -4,6 +4,7 @@ the model, registered as a new version; and what MC Dropout adds to it later."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -78,9 +79,11 @@ def log_training(
     metrics: dict,
     figure_png: bytes,
     example,
+    saved_model: Path,
 ) -> str:
-    """Log params, datasets, per-epoch curves, test metrics, the figure and the model to the
-    active run, and register the model as a new version with its tags; return that version."""
+    """Log params, datasets, per-epoch curves, test metrics, the figure and the model (the
+    file `saved_model`, which the stage saved from `result.model`) to the active run, and
+    register the model as a new version with its tags; return that version."""
     import keras
     import mlflow
     import tensorflow as tf
@@ -106,7 +109,7 @@ def log_training(
     # the example is the first test images, whose probabilities are already at hand
     signature = mlflow.models.infer_signature(example, result.test_probabilities[: len(example)])
     model_name = REGISTERED_MODEL.format(exercise=exercise)
-    with requirements_trusted():
+    with requirements_trusted(), saved_once(result.model, saved_model):
         info = mlflow.keras.log_model(
             result.model,
             name="model",
@@ -151,6 +154,20 @@ def requirements_trusted() -> Iterator[None]:
 
 def _no_check(requirements: list[str]) -> None:
     return None
+
+
+@contextmanager
+def saved_once(model, saved: Path) -> Iterator[None]:
+    """Within it, MLflow's Keras flavour copies `saved` (the stage's own model.keras) where it
+    would save the model a second time: the same bytes in MLflow as in DVC, and one save less
+    (1.1 s for MobileNetV2 here)."""
+    from unittest import mock
+
+    def copy(path: str, **options) -> None:
+        shutil.copyfile(saved, path)
+
+    with mock.patch.object(model, "save", copy):
+        yield
 
 
 def log_png(client, run_id: str, artifact: str, data: bytes) -> None:
