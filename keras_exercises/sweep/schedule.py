@@ -16,6 +16,12 @@ from keras_exercises.sweep.plan import Plan
 # failure (retry_exceptions is off)
 RETRIES_ON_LOST_NODE = 3
 
+# The Ray Client's head starts a server process per client; on a loaded machine that process
+# has been seen to die at once with an empty log, failing `ray.init("ray://...")` with this
+# message. A new client gets a new server.
+CLIENT_SERVER_FAILED = "Initialization failure from server"
+CLIENT_SERVER_RETRIES = 1
+
 
 @dataclass
 class SweepProgress:
@@ -30,16 +36,28 @@ def connect(address: str | None) -> int:
 
     if address and address != "auto":
         _reachable(address)
-    try:
-        # "local": a new instance, even where `ray start` left one to connect to
-        ray.init(address=address or "local", log_to_driver=False, configure_logging=False)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise PipelineError(
-            f"cannot join the Ray cluster at {address} ({str(exc).splitlines()[0]}): start it "
-            "(`ray start --head` on one machine, docs/cluster.md) or pass its address with "
-            "--address"
-        ) from None
+    for attempt in range(1 + CLIENT_SERVER_RETRIES):
+        try:
+            # "local": a new instance, even where `ray start` left one to connect to
+            ray.init(address=address or "local", log_to_driver=False, configure_logging=False)
+            break
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            ray.shutdown()  # a failed init leaves this process half joined
+            if attempt < CLIENT_SERVER_RETRIES and CLIENT_SERVER_FAILED in str(exc):
+                continue
+            raise PipelineError(
+                f"cannot join the Ray cluster at {address} ({_gist(exc)}): start "
+                "it (`ray start --head` on one machine, docs/cluster.md) or pass its address "
+                "with --address"
+            ) from None
     return sum(1 for node in ray.nodes() if node["Alive"])
+
+
+def _gist(exc: Exception) -> str:
+    """The first line of Ray's message, and its last where the first only introduces a
+    traceback the Ray Client's head sent back ("Initialization failure from server:")."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [repr(exc)]
+    return lines[0] if not lines[0].endswith(":") else f"{lines[0]} {lines[-1]}"
 
 
 def _reachable(address: str) -> None:
