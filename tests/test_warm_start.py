@@ -26,7 +26,8 @@ STAGE = """
 import json, os, sys, time
 print(json.dumps({"cwd": os.getcwd(), "argv": sys.argv[1:], "pid": os.getpid(),
                   "server": os.getppid(), "color": os.environ.get("COLOR"),
-                  "stdin": sys.stdin.read()}), flush=True)
+                  "stdin": sys.stdin.read(),
+                  "warmed": getattr(sys.modules.get("warmup"), "WARMED", None)}), flush=True)
 print("to stderr", file=sys.stderr)
 if os.environ.get("SLEEP"):
     open("started", "w").close()
@@ -123,6 +124,17 @@ def test_a_handed_stage_runs_as_the_client_would_and_the_server_is_reused(stage_
     assert one["pid"] != two["pid"]
     server = psutil.Process(one["server"])
     assert "warm_server.py" in " ".join(server.cmdline())
+
+
+def test_a_preload_may_call_what_a_library_would_do_on_first_use(stage_dir):
+    """`module:function` in a preload: imported and called once, in the server, so that each
+    stage starts with what it did (MLflow's registry of model-registry stores)."""
+    (stage_dir / "warmup.py").write_text(
+        "import os\nWARMED = None\n\n\ndef warm():\n    global WARMED\n    WARMED = os.getpid()\n"
+    )
+    env = {"PRELOAD": "warmup:warm", "PYTHONPATH": f"{ROOT}{os.pathsep}{stage_dir}"}
+    first, second = (json.loads(run_client(stage_dir, env).stdout) for _ in range(2))
+    assert first["warmed"] == second["warmed"] == first["server"] == second["server"]
 
 
 def test_the_servers_environment_holds_no_credentials(stage_dir):

@@ -65,8 +65,13 @@ def serve(
     path: str, idle_seconds: float, lock_fd: int, python_path: str, preload: list[str]
 ) -> None:
     sys.path[1:1] = [entry for entry in python_path.split(os.pathsep) if entry]
-    for module in preload:
-        importlib.import_module(module)
+    for entry in preload:
+        # "module:function" also calls function(): work a library defers to its first use
+        # and then keeps for the process, done once here instead of in every stage
+        module, _, function = entry.partition(":")
+        imported = importlib.import_module(module)
+        if function:
+            getattr(imported, function)()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     # bound under a temporary name and renamed: a client never connects to a half-made server
     temporary = f"{path}.{os.getpid()}"
