@@ -17,8 +17,13 @@ from tests.conftest import dvc, write_params
 pytestmark = pytest.mark.slow
 
 
-def test_repro_answers_every_question_logs_six_runs_and_caches(finished, small_params):
+def test_repro_answers_every_question_logs_six_runs_and_caches(
+    finished, finished_project, small_params
+):
     project = finished
+    # every stage that asks for a warm interpreter got one (a preload that fails to import
+    # or call would leave each to run cold, with this note)
+    assert "no warm start" not in (finished_project.parent / "repro.log").read_text()
     answers = json.loads((project / "reports/answers.json").read_text())
     assert sorted(answers) == sorted(q.id for q in QUESTIONS)
     assert all(0.0 <= value <= 1.0 for value in answers.values())
