@@ -23,11 +23,12 @@ from keras_exercises.runtime import warm_start
 ROOT = Path(__file__).resolve().parents[1]
 
 STAGE = """
-import json, os, sys, time
+import gc, json, os, sys, time
 print(json.dumps({"cwd": os.getcwd(), "argv": sys.argv[1:], "pid": os.getpid(),
                   "server": os.getppid(), "color": os.environ.get("COLOR"),
                   "stdin": sys.stdin.read(),
-                  "warmed": getattr(sys.modules.get("warmup"), "WARMED", None)}), flush=True)
+                  "warmed": getattr(sys.modules.get("warmup"), "WARMED", None),
+                  "frozen": gc.get_freeze_count()}), flush=True)
 print("to stderr", file=sys.stderr)
 if os.environ.get("SLEEP"):
     open("started", "w").close()
@@ -135,6 +136,12 @@ def test_a_preload_may_call_what_a_library_would_do_on_first_use(stage_dir):
     env = {"PRELOAD": "warmup:warm", "PYTHONPATH": f"{ROOT}{os.pathsep}{stage_dir}"}
     first, second = (json.loads(run_client(stage_dir, env).stdout) for _ in range(2))
     assert first["warmed"] == second["warmed"] == first["server"] == second["server"]
+
+
+def test_a_stage_finds_what_the_server_loaded_out_of_the_collectors_sight(stage_dir):
+    """The server freezes what it loaded (gc.freeze): a stage's full collections skip the
+    preloaded libraries' objects, which live as long as the server does."""
+    assert json.loads(run_client(stage_dir).stdout)["frozen"] > 0
 
 
 def test_the_servers_environment_holds_no_credentials(stage_dir):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import importlib
 import json
 import os
@@ -72,6 +73,11 @@ def serve(
         imported = importlib.import_module(module)
         if function:
             getattr(imported, function)()
+    # Everything loaded so far lives as long as the server: out of the collector's sight, a
+    # stage's full collections skip it (0.7 s each with TensorFlow's objects, 0.06 s without)
+    # and its pages stay shared with the stage instead of being copied when they're walked
+    gc.collect()
+    gc.freeze()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     # bound under a temporary name and renamed: a client never connects to a half-made server
     temporary = f"{path}.{os.getpid()}"
