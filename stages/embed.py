@@ -12,16 +12,19 @@ seed, so each seed's training rebuilds the very base the embeddings came from.
 
 from __future__ import annotations
 
-import numpy as np
-
-from keras_exercises.data.datasets import load_arrays, save_arrays
-from keras_exercises.params import load_params
 from keras_exercises.runtime.errors import run_stage
-from keras_exercises.runtime.paths import embeddings, prepared_data
-from keras_exercises.runtime.stage_args import stage_args
 
 
 def main(argv: list[str]) -> None:
+    # imported here, not above: the process DVC starts hands the stage to a warm interpreter
+    # before main() (run_stage), and would have imported them for nothing (0.5 s here)
+    import numpy as np
+
+    from keras_exercises.data.datasets import load_arrays, save_arrays
+    from keras_exercises.params import load_params
+    from keras_exercises.runtime.paths import embeddings, prepared_data
+    from keras_exercises.runtime.stage_args import stage_args
+
     args = stage_args(argv, "embed", item=("ex4",), seed=True)
     name, base_seed = args.item, args.seed
     params = load_params()

@@ -3,23 +3,23 @@ exercises 3 and 6, for the models trained with one seed."""
 
 from __future__ import annotations
 
-from keras_exercises.data.datasets import load_arrays
-from keras_exercises.params import MC_EXERCISES, load_params
-from keras_exercises.plot_data import mc_predictions_csv, reliability_csv
-from keras_exercises.runtime.atomic import read_json, write_bytes, write_json, write_text
+# Imports inside the functions: the process DVC starts hands the stage to a warm interpreter
+# before main() (run_stage), and would have imported them for nothing
 from keras_exercises.runtime.errors import run_stage
-from keras_exercises.runtime.paths import exercise_output, prepared_data
-from keras_exercises.runtime.stage_args import stage_args
-from keras_exercises.tracking import store, training_run
 
 
 def evaluate_exercise(params, name: str, seed: int) -> None:
     """MC Dropout on one exercise's trained model; outputs written, metrics logged to its run."""
     from keras_exercises.calibration import calibration_metrics, reliability_bins
+    from keras_exercises.data.datasets import load_arrays
     from keras_exercises.mc_dropout import mc_probabilities, summarize
     from keras_exercises.models import load_model
+    from keras_exercises.plot_data import mc_predictions_csv, reliability_csv
     from keras_exercises.plotting import png_bytes, reliability_figure, variance_histogram
+    from keras_exercises.runtime.atomic import read_json, write_bytes, write_json, write_text
+    from keras_exercises.runtime.paths import exercise_output, prepared_data
     from keras_exercises.runtime.seeding import set_seed
+    from keras_exercises.tracking import store, training_run
 
     mc = getattr(params.exercises, name).mc
     bins = params.statistics.calibration_bins
@@ -80,6 +80,10 @@ def evaluate_exercise(params, name: str, seed: int) -> None:
 def main(argv: list[str]) -> None:
     """Every exercise that asks for MC Dropout, or those named after the seed: one process
     for all, as importing TensorFlow and MLflow costs more than the passes themselves."""
+    from keras_exercises.params import MC_EXERCISES, load_params
+    from keras_exercises.runtime.stage_args import stage_args
+    from keras_exercises.tracking import store
+
     args = stage_args(argv, "mc_evaluate", seed=True, optional_items=MC_EXERCISES)
     seed, names = args.seed, args.items or list(MC_EXERCISES)
     params = load_params()

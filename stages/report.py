@@ -6,20 +6,23 @@ from __future__ import annotations
 
 import os
 
-from keras_exercises.answers import answers_json, build_answers, intervals_json
-from keras_exercises.comparison import last_commit_comparison
-from keras_exercises.data.datasets import IMAGE_SHAPES
-from keras_exercises.params import load_params
-from keras_exercises.plotting import save_figure, seeds_figure
-from keras_exercises.report_pages import answers_markdown, assemble, report_html
-from keras_exercises.runtime.atomic import read_json, write_json, write_text
 from keras_exercises.runtime.errors import run_stage
-from keras_exercises.runtime.paths import REPORTS, raw_provenance
-from keras_exercises.runtime.stage_args import stage_args
-from keras_exercises.tracking import report_runs
 
 
 def main(argv: list[str]) -> None:
+    # imported here, not above: the process DVC starts hands the stage to a warm interpreter
+    # before main() (run_stage), and would have imported them for nothing (2 s here)
+    from keras_exercises.answers import answers_json, build_answers, intervals_json
+    from keras_exercises.comparison import last_commit_comparison
+    from keras_exercises.data.datasets import IMAGE_SHAPES
+    from keras_exercises.params import load_params
+    from keras_exercises.plotting import save_figure, seeds_figure
+    from keras_exercises.report_pages import answers_markdown, assemble, report_html
+    from keras_exercises.runtime.atomic import read_json, write_json, write_text
+    from keras_exercises.runtime.paths import REPORTS, raw_provenance
+    from keras_exercises.runtime.stage_args import stage_args
+    from keras_exercises.tracking import report_runs
+
     stage_args(argv, "report")
     params = load_params()
     answers = build_answers(params)

@@ -3,17 +3,20 @@ seed, evaluate it, log one MLflow run."""
 
 from __future__ import annotations
 
-from keras_exercises.data.datasets import load_arrays
-from keras_exercises.params import EXERCISES, load_params
-from keras_exercises.plot_data import history_csv, predictions_csv
-from keras_exercises.runtime.atomic import atomic_path, write_bytes, write_json, write_text
 from keras_exercises.runtime.errors import run_stage
-from keras_exercises.runtime.paths import embeddings, exercise_output, prepared_data
-from keras_exercises.runtime.stage_args import stage_args
-from keras_exercises.tracking import links, orphans, store, training_run
 
 
 def main(argv: list[str]) -> None:
+    # imported here, not above: the process DVC starts hands the stage to a warm interpreter
+    # before main() (run_stage), and would have imported them for nothing (0.5 s here)
+    from keras_exercises.data.datasets import load_arrays
+    from keras_exercises.params import EXERCISES, load_params
+    from keras_exercises.plot_data import history_csv, predictions_csv
+    from keras_exercises.runtime.atomic import atomic_path, write_bytes, write_json, write_text
+    from keras_exercises.runtime.paths import embeddings, exercise_output, prepared_data
+    from keras_exercises.runtime.stage_args import stage_args
+    from keras_exercises.tracking import links, orphans, store, training_run
+
     args = stage_args(argv, "train", item=EXERCISES, seed=True)
     name, seed = args.item, args.seed
     params = load_params()

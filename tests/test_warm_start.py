@@ -281,3 +281,24 @@ def test_copies_of_the_project_share_one_server(stage_dir):
         servers.append(json.loads(done.stdout)["server"])
 
     assert servers[0] == servers[1]
+
+
+def test_a_warm_stage_imports_no_library_before_it_hands_itself_over():
+    """What the process DVC starts imports before run_stage hands the stage over is imported
+    again in the warm child, for nothing: the stage's libraries load inside main()."""
+    warm = [p for p in sorted((ROOT / "stages").glob("*.py")) if "warm=" in p.read_text()]
+    assert len(warm) >= 4  # train, embed, mc_evaluate, report
+    libraries = ("numpy", "pydantic", "scipy", "mlflow", "tensorflow", "matplotlib", "yaml")
+    probe = "import importlib, sys; importlib.import_module(sys.argv[1]); " + (
+        f"print(sorted(m for m in {libraries!r} if m in sys.modules))"
+    )
+    for path in warm:
+        module = f"stages.{path.stem}"
+        loaded = subprocess.run(
+            [sys.executable, "-c", probe, module],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        assert loaded == "[]", f"importing {module} loads {loaded}"
