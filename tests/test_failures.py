@@ -15,11 +15,14 @@ from keras_exercises.runtime.errors import PipelineError
 from tests.conftest import ROOT, write_params
 
 
-def run_stage(project: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+def run_stage(project: Path, *args: str) -> subprocess.CompletedProcess:
+    """The stage in a process of its own: what these tests check is the stage's own first
+    steps; handing it to a warm interpreter (tests/test_warm_start.py) would start one,
+    importing TensorFlow, only to stop there."""
     return subprocess.run(
         [sys.executable, "-m", *args],
         cwd=project,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, "KERAS_EXERCISES_WARM": "0"},
         capture_output=True,
         text=True,
         timeout=300,
