@@ -302,3 +302,36 @@ def test_a_warm_stage_imports_no_library_before_it_hands_itself_over():
             check=True,
         ).stdout.strip()
         assert loaded == "[]", f"importing {module} loads {loaded}"
+
+
+def test_ctrl_c_while_a_stage_waits_for_its_server_stops_it_in_one_line(stage_dir):
+    """A first stage waits seconds for its server's imports: Ctrl-C there is the stage's
+    usual stop (exit 130, one line), not a traceback; the server, in a session of its own,
+    is left to finish starting for the next stage."""
+    (stage_dir / "slow_library.py").write_text("import time\ntime.sleep(60)\n")
+    (stage_dir / "slow_stage.py").write_text(
+        textwrap.dedent(
+            """
+            from keras_exercises.runtime import errors, warm_start
+            warm_start.PRELOADS["slow"] = ("slow_library",)
+            if __name__ == "__main__":
+                errors.run_stage(lambda argv: print("ran"), warm="slow")
+            """
+        )
+    )
+    stage = subprocess.Popen(
+        [sys.executable, "-m", "slow_stage"],
+        cwd=stage_dir,
+        env={**os.environ, "PYTHONPATH": f"{stage_dir}:{ROOT}"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not _servers((stage_dir / "runtime").resolve()):  # it imports slow_library
+        assert stage.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    stage.send_signal(signal.SIGINT)
+    out, err = stage.communicate(timeout=30)
+    assert stage.returncode == 130, err
+    assert err.strip() == "stopped by signal 2." and out == ""

@@ -31,11 +31,12 @@ def run_stage(main: Callable[[list[str]], None], warm: str | None = None) -> Non
     for its kind of stage ("tensorflow" or "report", warm_start.PRELOADS).
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ banner out
-    if warm:
-        _run_warm(warm)
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
     try:
+        # inside: Ctrl-C while it waits for a warm interpreter to start is a stop like any other
+        if warm:
+            _run_warm(warm)
         main(sys.argv[1:])
     except PipelineError as exc:
         hint = restore_hint()
