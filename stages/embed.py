@@ -16,8 +16,7 @@ from keras_exercises.runtime.errors import run_stage
 
 
 def main(argv: list[str]) -> None:
-    # imported here, not above: the process DVC starts hands the stage to a warm interpreter
-    # before main() (run_stage), and would have imported them for nothing (0.5 s here)
+    # inside main(), not at the top: see run_stage's `warm`
     import numpy as np
 
     from keras_exercises.data.datasets import load_arrays, save_arrays
