@@ -3,7 +3,8 @@ exercises 3 and 6, for the models trained with one seed."""
 
 from __future__ import annotations
 
-# imports inside the functions, not here: see run_stage's `warm`
+# Imports inside the functions: the process DVC starts hands the stage to a warm interpreter
+# before main() (run_stage), and would have imported them for nothing
 from keras_exercises.runtime.errors import run_stage
 
 

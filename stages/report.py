@@ -10,7 +10,8 @@ from keras_exercises.runtime.errors import run_stage
 
 
 def main(argv: list[str]) -> None:
-    # inside main(), not at the top: see run_stage's `warm`
+    # imported here, not above: the process DVC starts hands the stage to a warm interpreter
+    # before main() (run_stage), and would have imported them for nothing (2 s here)
     from keras_exercises.answers import answers_json, build_answers, intervals_json
     from keras_exercises.comparison import last_commit_comparison
     from keras_exercises.data.datasets import IMAGE_SHAPES

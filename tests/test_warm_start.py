@@ -322,7 +322,7 @@ def test_ctrl_c_while_a_stage_waits_for_its_server_stops_it_in_one_line(stage_di
     stage = subprocess.Popen(
         [sys.executable, "-m", "slow_stage"],
         cwd=stage_dir,
-        env={**os.environ, "PYTHONPATH": f"{stage_dir}{os.pathsep}{ROOT}"},
+        env={**os.environ, "PYTHONPATH": f"{stage_dir}:{ROOT}"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -28,10 +28,7 @@ def run_stage(main: Callable[[list[str]], None], warm: str | None = None) -> Non
     SIGINT and SIGTERM become SystemExit, so open MLflow runs end as FAILED and no
     half-written output is renamed into place. `warm`: a stage that imports TensorFlow or
     MLflow runs in a warm interpreter that has them loaded (runtime/warm_start.py), the one
-    for its kind of stage ("tensorflow" or "report", warm_start.PRELOADS). Such a stage
-    imports its libraries inside main(), which runs in the warm child: imported at the
-    module's top, they would load first in this process too, for nothing (the report's
-    2 s here, a training stage's 0.5 s).
+    for its kind of stage ("tensorflow" or "report", warm_start.PRELOADS).
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ banner out
     signal.signal(signal.SIGINT, _on_signal)
