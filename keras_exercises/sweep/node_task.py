@@ -1,6 +1,7 @@
 """What one Ray task does on its node: run one stage of one or more grid points in a fresh
-clone of the commit, in node-local scratch with one DVC cache per node, its inputs restored
-from the DVC remote and its outputs and run-cache entry pushed back there."""
+clone of the commit, in node-local scratch whose DVC objects every task on the node shares,
+its inputs restored from the DVC remote and its outputs and run-cache entry pushed back
+there."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from keras_exercises.sweep.grid import PARAMS_FILE, apply
 
-SCRATCH_ENV = "KERAS_EXERCISES_SCRATCH"  # where a node's clones and DVC cache go
+SCRATCH_ENV = "KERAS_EXERCISES_SCRATCH"  # where a node's clones and DVC objects go
 # what the stages tag their MLflow runs with (tracking/training_run.py)
 SWEEP_ENV = "KERAS_EXERCISES_SWEEP"
 POINTS_ENV = "KERAS_EXERCISES_SWEEP_POINTS"
@@ -66,20 +67,24 @@ def run_stage(job: StageJob, *needed: StageOutcome) -> StageOutcome:
     """Run `job`'s stage once every stage in `needed` is done (Ray passes their outcomes)."""
     import ray
 
+    return run_on_node(job, ray.get_runtime_context().get_node_id())
+
+
+def run_on_node(job: StageJob, node: str) -> StageOutcome:
+    """`job`'s stage in a fresh clone in the scratch of `node` (Ray's node id)."""
     started, started_at = time.monotonic(), time.time()
-    node = ray.get_runtime_context().get_node_id()
     scratch = node_scratch(node)
     work = Path(tempfile.mkdtemp(prefix=job.address.replace("@", "-") + "-", dir=scratch / "work"))
     try:
         _run(["git", "clone", "--quiet", "--no-checkout", job.repo_url, str(work)], scratch)
         _run(["git", "checkout", "--quiet", job.commit], work)
-        _dvc(["config", "--local", "cache.dir", str(scratch / "dvc-cache")], work)
+        _share_objects(work, scratch)
         apply(job.overrides, work / PARAMS_FILE)
         env = _stage_env(job, node)
         stage_started = time.monotonic()
         repro = _dvc(["repro", "--pull", job.address], work, env)
         stage_seconds = time.monotonic() - stage_started
-        _dvc(["push", "--run-cache", job.address], work, env)
+        _run([*_TETHER, sys.executable, "-m", "keras_exercises.sweep.push", job.address], work, env)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     seconds = time.monotonic() - started
@@ -94,6 +99,18 @@ def run_stage(job: StageJob, *needed: StageOutcome) -> StageOutcome:
         started_at=started_at,
         ended_at=time.time(),
     )
+
+
+def _share_objects(work: Path, scratch: Path) -> None:
+    """The clone's DVC cache keeps its own run-cache but the node's objects, so inputs are
+    pulled once per node. A run-cache of its own: a task stopped before its push leaves
+    its entry behind in its clone, where no later task on the node would push it without
+    its outputs."""
+    objects = scratch / "dvc-cache" / "files"
+    objects.mkdir(parents=True, exist_ok=True)
+    cache = work / ".dvc" / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    (cache / "files").symlink_to(objects, target_is_directory=True)
 
 
 def _stage_env(job: StageJob, node: str) -> dict[str, str]:
@@ -113,9 +130,12 @@ def _stage_env(job: StageJob, node: str) -> dict[str, str]:
     }
 
 
+# the task's commands end with the Ray worker that runs it (tether.py)
+_TETHER = [sys.executable, "-m", "keras_exercises.sweep.tether"]
+
+
 def _dvc(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
-    tether = [sys.executable, "-m", "keras_exercises.sweep.tether"]
-    return _run([*tether, sys.executable, "-m", "dvc", *args], cwd, env)
+    return _run([*_TETHER, sys.executable, "-m", "dvc", *args], cwd, env)
 
 
 def _run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
