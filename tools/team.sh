@@ -45,6 +45,8 @@ server)
         MLFLOW_FLASK_SERVER_SECRET_KEY=$(python -c "import secrets; print(secrets.token_hex(32))")
         export MLFLOW_FLASK_SERVER_SECRET_KEY
     fi
+    # auth_cache_ttl_seconds: each worker checks a login's password (a slow hash, by
+    # design) once a minute, not on every request (docs/team.md)
     MLFLOW_AUTH_CONFIG_PATH=$(mktemp -d)/basic_auth.ini
     export MLFLOW_AUTH_CONFIG_PATH
     cat >"$MLFLOW_AUTH_CONFIG_PATH" <<INI
@@ -53,6 +55,7 @@ default_permission = NO_PERMISSIONS
 database_uri = $TEAM_AUTH_DATABASE
 admin_username = admin
 authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+auth_cache_ttl_seconds = 60
 INI
     host=${TEAM_HOST:-127.0.0.1} port=${TEAM_PORT:-5000} scheme=http tls=""
     if [ -n "${TEAM_TLS_CERT:-}" ]; then
