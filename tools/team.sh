@@ -57,9 +57,12 @@ admin_username = admin
 authorization_function = mlflow.server.auth:authenticate_request_basic_auth
 auth_cache_ttl_seconds = 60
 INI
-    host=${TEAM_HOST:-127.0.0.1} port=${TEAM_PORT:-5000} scheme=http tls=""
+    # stopped, it gives open requests 10 s: an idle client's kept-alive connection (a
+    # browser's, an MLflow client's pool) held the stop past 30 s otherwise
+    host=${TEAM_HOST:-127.0.0.1} port=${TEAM_PORT:-5000} scheme=http
+    uvicorn="--timeout-graceful-shutdown 10"
     if [ -n "${TEAM_TLS_CERT:-}" ]; then
-        scheme=https tls="--ssl-certfile $TEAM_TLS_CERT --ssl-keyfile $TEAM_TLS_KEY"
+        scheme=https uvicorn+=" --ssl-certfile $TEAM_TLS_CERT --ssl-keyfile $TEAM_TLS_KEY"
     fi
     # MLflow matches the Host header exactly, port included: each name with and without it
     allowed="" origins=""
@@ -69,7 +72,7 @@ INI
     done
     exec mlflow server --app-name basic-auth --host "$host" --port "$port" \
         --allowed-hosts "${allowed%,}" --cors-allowed-origins "${origins%,}" \
-        ${tls:+--uvicorn-opts "$tls"}
+        --uvicorn-opts "$uvicorn"
     ;;
 add-user)
     shift

@@ -222,6 +222,9 @@ class TeamServer:
                 "TEAM_HOST": "127.0.0.1",
                 "TEAM_PORT": str(self.port),
                 "TEAM_ALLOWED_HOSTS": "127.0.0.1,localhost",
+                # a worker per core (MLflow's default is 4): each imports MLflow and its
+                # auth app at start, and the server restarts in several tests
+                "MLFLOW_WORKERS": "2",
             },
         )
         self.bucket = bucket
