@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -42,33 +43,24 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
 
-# The files that run servers and clusters of their own: on two cores, the team server and
-# the sweep's Ray cluster side by side starve each other (requests time out), so one
-# worker runs these files one after the other while the others take the rest.
-ONE_WORKER = ("test_team.py", "test_sweep.py")
-
-
-def pytest_xdist_make_scheduler(config: pytest.Config, log):
-    from xdist.scheduler import LoadFileScheduling
-
-    class ServersOnOneWorker(LoadFileScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            path = super()._split_scope(nodeid)
-            return "servers" if path.endswith(ONE_WORKER) else path
-
-    return ServersOnOneWorker(config, log)
+# The two longest files, a worker each from the start: the team's servers and the sweep's
+# Ray cluster side by side once starved each other on two cores, while every team request
+# spent half a second of the server's CPU checking a password; MLflow's credential cache
+# (tools/team.sh) ended that.
+LONGEST = ("test_team.py", "test_sweep.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Longest files first, so the workers (pyproject's addopts) finish together: the
-    team set-up's servers and pipeline, then the other real pipelines, then the rest."""
+    """Longest files first, so the workers (pyproject's addopts: each file on one worker,
+    in this order) finish together: the team's servers and the sweep, then the other real
+    pipelines, then the rest; within each, files with more tests first, as xdist orders."""
+    tests_in = Counter(item.path for item in items)
 
-    def weight(item: pytest.Item) -> int:
-        if item.path.name in ONE_WORKER:
-            return 0
-        return 1 if item.get_closest_marker("slow") else 2
+    def weight(item: pytest.Item) -> tuple[int, int]:
+        tier = 1 if item.get_closest_marker("slow") else 2
+        return (0 if item.path.name in LONGEST else tier), -tests_in[item.path]
 
-    items.sort(key=weight)  # stable: within a weight, collection order
+    items.sort(key=weight)  # stable: within a file, collection order
 
 
 @pytest.fixture(scope="session", autouse=True)
