@@ -85,7 +85,11 @@ remote)
 share)
     shift
     git push origin HEAD
-    dvc push --run-cache  # --run-cache: teammates' `dvc repro --pull` skips what ran here
+    # the outputs, then the run-cache (teammates' `dvc repro --pull` skips what ran here):
+    # DVC's --run-cache sends its entries first, and a push stopped midway would leave
+    # entries whose outputs never arrived
+    dvc push
+    dvc push --run-cache
     for experiment in "$@"; do
         pushed=$(dvc exp push --run-cache origin "$experiment" 2>&1) || { echo "$pushed" >&2; exit 1; }
         echo "$pushed"
