@@ -1,6 +1,6 @@
 """`tools/team.sh share` stopped before the outputs reach the DVC remote leaves no run-cache
 entry there: teammates' `dvc repro --pull` would find an entry whose outputs never arrived.
-Real git and DVC on the two-stage project of test_sweep_node_task, a local DVC remote."""
+Real git and DVC on a two-stage project of plain commands, a local DVC remote."""
 
 from __future__ import annotations
 
@@ -11,24 +11,22 @@ import pytest
 
 from tests.conftest import dvc
 from tests.support.project_copy import git
+from tests.support.run_cache import entries, refuse_outputs, two_stage_repo
 from tests.support.services import team_script, team_script_fails
-from tests.test_sweep_node_task import entries, origin  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.slow  # DVC five times: 10 s
 
 
-def test_a_share_that_cannot_push_the_outputs_pushes_no_run_cache_entry(origin, tmp_path):  # noqa: F811
-    repo, _ = origin
-    bare = tmp_path / "origin.git"
+def test_a_share_that_cannot_push_the_outputs_pushes_no_run_cache_entry(tmp_path):
+    repo, remote, bare = tmp_path / "repo", tmp_path / "remote", tmp_path / "origin.git"
+    two_stage_repo(repo, remote)
     subprocess.run(["git", "clone", "-q", "--bare", str(repo), str(bare)], check=True)
     git(repo, "remote", "add", "origin", str(bare))
     dvc(repo, "repro")  # two run-cache entries, here only
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "results")
 
-    remote = tmp_path / "remote"
-    remote.mkdir()
-    (remote / "files").write_text("")  # where the outputs go: their push fails
+    refuse_outputs(remote)
     assert "ERROR" in team_script_fails(repo, dict(os.environ), "share")
     assert entries(remote) == []
 

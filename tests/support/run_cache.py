@@ -1,0 +1,53 @@
+"""A two-stage DVC project of plain commands with a local DVC remote, for the tests of what
+reaches the remote's run-cache when a push stops midway."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from tests.support.project_copy import git
+
+# `first` writes something new each run, as a training stage does (its MLflow run's id);
+# DVC run-caches only a stage with a dependency
+PIPELINE = """\
+stages:
+  first:
+    cmd: python -c "import pathlib, uuid; pathlib.Path('first.txt').write_text(uuid.uuid4().hex)"
+    deps: [input.txt]
+    outs: [first.txt]
+  second:
+    cmd: python -c "import pathlib; pathlib.Path('second.txt').write_text('second')"
+    deps: [input.txt]
+    outs: [second.txt]
+"""
+
+
+def two_stage_repo(repo: Path, remote: Path) -> str:
+    """Make the project in `repo`, its default DVC remote `remote`; return its commit."""
+    repo.mkdir()
+    git(repo, "init", "-q")
+    git(repo, "config", "user.name", "test")
+    git(repo, "config", "user.email", "test@localhost")
+    subprocess.run(["dvc", "init", "-q"], cwd=repo, check=True)
+    subprocess.run(["dvc", "remote", "add", "-d", "store", str(remote)], cwd=repo, check=True)
+    (repo / "dvc.yaml").write_text(PIPELINE)
+    (repo / "input.txt").write_text("input")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "two stages")
+    return git(repo, "rev-parse", "HEAD").strip()
+
+
+def refuse_outputs(remote: Path) -> None:
+    """Where the remote keeps outputs becomes a file: pushing them fails, entries still go."""
+    remote.mkdir(exist_ok=True)
+    (remote / "files").write_text("")
+
+
+def entries(remote: Path) -> list[str]:
+    """The command of each run-cache entry in the remote."""
+    runs = remote / "runs"
+    found = runs.rglob("*") if runs.exists() else []
+    return sorted(yaml.safe_load(p.read_text())["cmd"] for p in found if p.is_file())
