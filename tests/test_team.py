@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import mlflow
+import psutil
 import pytest
 import requests
 import yaml
@@ -120,6 +121,15 @@ def test_a_teammate_gets_every_output_without_training(team, machines, tmp_path)
         assert link.endswith("?workflowType=machine_learning")  # the model-training view
         answer = reader_get(team, "/api/2.0/mlflow/runs/get", run_id=run_id)
         assert answer.json()["run"]["info"]["run_id"] == run_id
+
+
+def test_the_server_starts_no_job_runner(team):
+    """tools/team.sh turns MLflow's job runner off (docs/team.md): the server's processes
+    are its workers alone."""
+    server = psutil.Process(team.process.pid)
+    commands = [" ".join(child.cmdline()) for child in server.children(recursive=True)]
+    assert any("uvicorn" in c or "multiprocessing" in c for c in commands), commands
+    assert not [c for c in commands if "huey" in c or "jobs._job_runner" in c], commands
 
 
 def reader_get(team, path: str, **params) -> requests.Response:

@@ -18,7 +18,7 @@ import pytest
 from keras_exercises.tracking.links import experiment_page, run_page
 from tests.conftest import dvc
 from tests.support.project_copy import ROOT, set_params
-from tests.support.services import free_port, stop, wait_until_up
+from tests.support.services import NO_JOB_RUNNER, free_port, stop, wait_until_up
 
 pytestmark = pytest.mark.slow
 
@@ -41,6 +41,7 @@ def ui(finished_project, tmp_path_factory) -> Iterator[tuple[Path, str]]:
         ["mlflow", "ui", "--backend-store-uri", "sqlite:///mlruns/mlflow.db"]
         + ["--host", "127.0.0.1", "--port", str(port)],
         cwd=project,
+        env={**os.environ, **NO_JOB_RUNNER},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,

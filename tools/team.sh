@@ -45,6 +45,9 @@ server)
         MLFLOW_FLASK_SERVER_SECRET_KEY=$(python -c "import secrets; print(secrets.token_hex(32))")
         export MLFLOW_FLASK_SERVER_SECRET_KEY
     fi
+    # MLflow's job runner (seven processes, each importing MLflow) serves its GenAI features
+    # (LLM judges, trace archival): nothing this project logs uses it
+    export MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false
     # auth_cache_ttl_seconds: each worker checks a login's password (a slow hash, by
     # design) once a minute, not on every request (docs/team.md)
     MLFLOW_AUTH_CONFIG_PATH=$(mktemp -d)/basic_auth.ini

@@ -318,6 +318,11 @@ def team_script_fails(clone: Path, env: dict[str, str], *args: str) -> str:
     return done.stdout + done.stderr
 
 
+# MLflow 3's servers start a job runner (seven processes importing MLflow, a minute of CPU)
+# for GenAI features nothing here uses; tools/team.sh turns it off the same way
+NO_JOB_RUNNER = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
 @contextmanager
 def plain_mlflow_server(directory: Path) -> Iterator[str]:
     """`mlflow server` on SQLite with proxied artifacts, on a free port; yields its URL."""
@@ -329,6 +334,7 @@ def plain_mlflow_server(directory: Path) -> Iterator[str]:
         + ["--artifacts-destination", str(directory / "server-artifacts")]
         + ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
         cwd=directory,
+        env={**os.environ, **NO_JOB_RUNNER},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
