@@ -36,12 +36,13 @@ def shrink(params: dict, mirror: str | None) -> dict:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # DVC and MLflow report usage to their servers; tests talk to 127.0.0.1. MLflow's
+    # DVC, MLflow and Ray report usage to their servers; tests talk to 127.0.0.1. MLflow's
     # telemetry thread, once it fails to reach its server, also unsets an environment
     # variable of its own while the stage's thread may be reading os.environ (a KeyError
     # inside `requests` failed a training stage once)
     os.environ["DVC_NO_ANALYTICS"] = "1"
     os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     # Ray's nodes, and the sweep drivers tests start, on 127.0.0.1 rather than the
     # machine's outward address (read when ray is imported, which tests do lazily)
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
