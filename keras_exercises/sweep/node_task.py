@@ -81,10 +81,10 @@ def run_on_node(job: StageJob, node: str) -> StageOutcome:
         _share_objects(work, scratch)
         apply(job.overrides, work / PARAMS_FILE)
         env = _stage_env(job, node)
-        stage_started = time.monotonic()
-        repro = _dvc(["repro", "--pull", job.address], work, env)
-        stage_seconds = time.monotonic() - stage_started
-        _run([*_TETHER, sys.executable, "-m", "keras_exercises.sweep.push", job.address], work, env)
+        repro_seconds = work / ".dvc" / "tmp" / "repro-seconds"
+        task = ["keras_exercises.sweep.reproduce_and_push", job.address, str(repro_seconds)]
+        repro = _run([*_TETHER, sys.executable, "-m", *task], work, env)
+        stage_seconds = float(repro_seconds.read_text())
     finally:
         shutil.rmtree(work, ignore_errors=True)
     seconds = time.monotonic() - started
@@ -132,10 +132,6 @@ def _stage_env(job: StageJob, node: str) -> dict[str, str]:
 
 # the task's commands end with the Ray worker that runs it (tether.py)
 _TETHER = [sys.executable, "-m", "keras_exercises.sweep.tether"]
-
-
-def _dvc(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
-    return _run([*_TETHER, sys.executable, "-m", "dvc", *args], cwd, env)
 
 
 def _run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
