@@ -7,6 +7,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -171,16 +172,40 @@ def dvc_fails(project: Path, *args: str, env: dict | None = None) -> str:
     return done.stdout + done.stderr
 
 
-def wait_for_queue(project: Path, timeout: float = 600) -> str:
-    """`dvc queue status` once no experiment is queued or running. Asked every 10 s: each
-    asking costs DVC seconds of CPU, taken from the experiments it waits for."""
+def run_queue(project: Path, *start: str, env: dict | None = None, timeout: float = 600) -> str:
+    """`dvc queue start START...`, then `dvc queue status` once no experiment is queued or
+    running (asked every 10 s: each asking costs DVC seconds of CPU, taken from the
+    experiments it waits for), then `dvc queue stop`. Returns that status.
+
+    The workers `queue start` spawns keep its standard streams. Read through a pipe (as
+    `dvc()` reads), `queue start` would return only once they exit, and a worker whose idle
+    monitor died never does: two workers' replies race in DVC's file broker
+    (treeverse/dvc-task#73; seen here once, the experiments done, a worker left idle). A
+    file, like a user's terminal, lets it return at once."""
+    with tempfile.TemporaryFile("w+") as printed:
+        started = subprocess.run(
+            ["dvc", "queue", "start", *start],
+            cwd=project,
+            env={
+                **{k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"},
+                **(env or {}),
+            },
+            stdout=printed,
+            stderr=subprocess.STDOUT,
+            timeout=300,
+        )
+        printed.seek(0)
+        assert started.returncode == 0, printed.read()
     deadline = time.monotonic() + timeout
-    while True:
-        status = dvc(project, "queue", "status")
-        if "Running" not in status and "Queued" not in status:
-            return status
-        assert time.monotonic() < deadline, status
-        time.sleep(10)
+    try:
+        while True:
+            status = dvc(project, "queue", "status", env=env)
+            if "Running" not in status and "Queued" not in status:
+                return status
+            assert time.monotonic() < deadline, status
+            time.sleep(10)
+    finally:
+        dvc(project, "queue", "stop", env=env)
 
 
 def user_files(project: Path) -> dict[str, str]:

@@ -23,9 +23,9 @@ from tests.conftest import (
     at_epoch_3,
     dvc,
     dvc_fails,
+    run_queue,
     shrink,
     user_files,
-    wait_for_queue,
 )
 from tests.support.project_copy import ROOT, copy_project, git, set_params
 from tests.support.services import (
@@ -201,9 +201,7 @@ def test_two_queued_experiments_log_to_the_server_at_once(team, machines):
         )
     client = mlflow.MlflowClient(team.url)
     answered = client.get_model_version_by_alias("keras-exercises-ex1", "answer").version
-    team_dvc(team, a, "queue", "start", "--jobs", "2")
-    status = wait_for_queue(a)
-    team_dvc(team, a, "queue", "stop")
+    status = run_queue(a, "--jobs", "2", env=env_of(team, a))
     assert status.count("Success") == 2, status
     # experiments are trials: their reports leave the alias on the committed results' version
     assert client.get_model_version_by_alias("keras-exercises-ex1", "answer").version == answered

@@ -7,7 +7,7 @@ import subprocess
 import mlflow
 import pytest
 
-from tests.conftest import dvc, wait_for_queue
+from tests.conftest import dvc, run_queue
 from tests.support.services import plain_mlflow_server
 
 pytestmark = pytest.mark.slow
@@ -55,10 +55,8 @@ def test_two_queued_experiments_in_parallel_share_the_sqlite_store(project):
             "-S",
             f"exercises.ex1.optimizer.learning_rate={rate}",
         )
-    dvc(project, "queue", "start", "--jobs", "2")
-    status = wait_for_queue(project)
+    status = run_queue(project, "--jobs", "2")
     assert status.count("Success") == 2, status
-    dvc(project, "queue", "stop")
 
     # both runs are in the user's store, not in the temporary copies the queue ran in
     client = mlflow.MlflowClient(f"sqlite:///{project / 'mlruns/mlflow.db'}")

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from keras_exercises.data.mirror import synthetic_dataset
-from tests.conftest import dvc, dvc_fails, user_files, wait_for_queue, write_params
+from tests.conftest import dvc, dvc_fails, run_queue, user_files, write_params
 from tests.support.http_fixtures import FileServer
 from tests.support.project_copy import git, set_params
 from tests.support.services import free_port
@@ -83,8 +83,7 @@ def test_a_bad_param_stops_dvc_exp_run_and_a_queued_experiment(finished):
 
     git(finished, "checkout", "params.yaml")  # `exp run` left the bad value in place
     dvc(finished, "exp", "run", "--queue", "-S", "exercises.ex2.model.dropout=1.5")
-    dvc(finished, "queue", "start")
-    status = wait_for_queue(finished)
+    status = run_queue(finished)
     assert "Failed" in status, status
     (name,) = [line.split()[1] for line in status.splitlines() if "Failed" in line]
     logs = dvc(finished, "queue", "logs", name)
