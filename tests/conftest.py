@@ -146,13 +146,18 @@ def pushed_project(project: Path, tmp_path: Path, monkeypatch) -> Path:
     return project
 
 
+def user_env(env: dict | None = None) -> dict[str, str]:
+    """The environment a user's command gets: the local MLflow store unless `env` says."""
+    base = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    return {**base, **(env or {})}
+
+
 def dvc_run(project: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """A DVC command as a user types it, with the local MLflow store unless `env` says."""
-    base = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     return subprocess.run(
         ["dvc", *args],
         cwd=project,
-        env={**base, **(env or {})},
+        env=user_env(env),
         capture_output=True,
         text=True,
         timeout=1200,
@@ -186,10 +191,7 @@ def run_queue(project: Path, *start: str, env: dict | None = None, timeout: floa
         started = subprocess.run(
             ["dvc", "queue", "start", *start],
             cwd=project,
-            env={
-                **{k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"},
-                **(env or {}),
-            },
+            env=user_env(env),
             stdout=printed,
             stderr=subprocess.STDOUT,
             timeout=300,

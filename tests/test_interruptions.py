@@ -9,7 +9,7 @@ import mlflow
 import psutil
 import pytest
 
-from tests.conftest import ROOT, at_epoch_3, dvc, write_params
+from tests.conftest import ROOT, at_epoch_3, dvc, user_env, write_params
 
 pytestmark = pytest.mark.slow
 
@@ -44,8 +44,7 @@ def kill_at_epoch_3(command: list[str], project, sig: int, stage_only: bool = Fa
         ]
         stage.send_signal(sig)
 
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    return at_epoch_3(command, project, env, signal_it)
+    return at_epoch_3(command, project, user_env(), signal_it)
 
 
 def test_killed_training_never_leaves_half_an_output(finished, small_params):
