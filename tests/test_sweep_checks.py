@@ -121,9 +121,9 @@ def test_a_tethered_command_ends_with_its_parent(tmp_path):
 
 @pytest.mark.parametrize("failures, joined", [(3, True), (4, False)])
 def test_a_ray_client_server_that_dies_as_it_starts_is_tried_again(monkeypatch, failures, joined):
-    """Ray's race (ray-project/ray#63202), its message as the Ray Client raises it: up to
-    three more attempts, then the one-line error. Ray stands in for itself here: the race
-    cannot be made to happen on demand."""
+    """Ray's race (ray-project/ray#63202), with the message the Ray Client raises for it: up
+    to three more attempts, then the one-line error. Ray's calls are stand-ins here: the
+    race cannot be made to happen on demand."""
     import ray
 
     from keras_exercises.runtime.errors import PipelineError
