@@ -6,6 +6,7 @@ server, whatever happens."""
 from __future__ import annotations
 
 import os
+import random
 import secrets
 import shutil
 import socket
@@ -26,17 +27,35 @@ TEAM_SCRIPT = Path(__file__).resolve().parents[2] / "tools" / "team.sh"
 S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
+# Above Ray Client's per-client servers (23000-23999) and its workers (10002-19999)
+QUIET_PORTS_FROM = 24100
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free port below the kernel's ephemeral range, which every `bind(0)` and every
+    outgoing connection's own end draw from. A server stopped and started again on its port
+    (the team's, moto's, PostgreSQL's) found it taken in CI by such a port in between."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    quiet = range(QUIET_PORTS_FROM, low)
+    tries = random.SystemRandom().sample(quiet, min(200, len(quiet)))
+    for port in [*tries, 0]:  # 0: where the range leaves no room, any free port
+        with socket.socket() as sock, suppress(OSError):
+            sock.bind(("127.0.0.1", port))
+            return sock.getsockname()[1]
+    raise RuntimeError("no free port on 127.0.0.1")
 
 
 def wait_until_up(
-    url: str, process: subprocess.Popen, what: str, timeout: float = 300, context=None
+    url: str,
+    process: subprocess.Popen,
+    what: str,
+    timeout: float = 300,
+    context=None,
+    log: Path | None = None,
 ) -> None:
     """Until `url` answers. Five minutes: on two loaded cores (a Ray cluster and pipelines
-    beside it) a server's start has taken over two."""
+    beside it) a server's start has taken over two. A server that exits says why in `log`
+    (`mlflow server` exits with 0 when its port is taken)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -46,7 +65,9 @@ def wait_until_up(
             return  # it answers
         except OSError:
             if process.poll() is not None:
-                raise RuntimeError(f"{what} exited with {process.returncode}") from None
+                said = log.read_text(errors="replace").splitlines()[-5:] if log else []
+                ends = "; its log ends:\n" + "\n".join(said) if said else ""
+                raise RuntimeError(f"{what} exited with {process.returncode}{ends}") from None
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{what} did not answer {url} in {timeout:g} s") from None
             time.sleep(0.3)
@@ -263,7 +284,9 @@ class TeamServer:
                 start_new_session=True,
             )
         context = ssl.create_default_context(cafile=str(self.cert))
-        wait_until_up(f"{self.url}/health", self.process, "mlflow server", context=context)
+        wait_until_up(
+            f"{self.url}/health", self.process, "mlflow server", context=context, log=self.log
+        )
 
     def add_users(self) -> None:
         admin = self.user_env("admin")
