@@ -34,7 +34,7 @@ QUIET_PORTS_FROM = 24100
 def free_port() -> int:
     """A free port below the kernel's ephemeral range, which every `bind(0)` and every
     outgoing connection's own end draw from. A server stopped and started again on its port
-    (the team's, moto's, PostgreSQL's) found it taken in CI by such a port in between."""
+    (the team's, moto's, PostgreSQL's) can find it taken in between: CI's team server did."""
     low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     quiet = range(QUIET_PORTS_FROM, low)
     tries = random.SystemRandom().sample(quiet, min(200, len(quiet)))
