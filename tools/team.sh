@@ -36,6 +36,24 @@ server)
             exit 2
         fi
     done
+    host=${TEAM_HOST:-127.0.0.1} port=${TEAM_PORT:-5000}
+    if ! [[ "$port" =~ ^[0-9]+$ ]] || ((port < 1 || port > 65535)); then
+        echo "TEAM_PORT is '$port': give a port number from 1 to 65535." >&2
+        exit 2
+    fi
+    # `mlflow server` on an address it cannot listen on logs why, then exits 0 all the same
+    python - "$host" "$port" <<'PY'
+import socket, sys
+host, port = sys.argv[1], int(sys.argv[2])
+with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+    try:
+        probe.bind((host, port))
+    except OSError as error:
+        sys.exit(f"The team's server cannot listen on {host}:{port} ({error.strerror}): stop the "
+                 "server listening there, or set TEAM_PORT to a free port (TEAM_HOST to an "
+                 "address of this machine).")
+PY
     # through MLflow's environment variables: a command line is there for anyone's `ps`
     export MLFLOW_BACKEND_STORE_URI="$TEAM_DATABASE"
     export MLFLOW_ARTIFACTS_DESTINATION="$TEAM_ARTIFACTS"  # proxied: clients need no keys
@@ -62,8 +80,7 @@ auth_cache_ttl_seconds = 60
 INI
     # stopped, it gives open requests 10 s: an idle client's kept-alive connection (a
     # browser's, an MLflow client's pool) held the stop past 30 s otherwise
-    host=${TEAM_HOST:-127.0.0.1} port=${TEAM_PORT:-5000} scheme=http
-    uvicorn="--timeout-graceful-shutdown 10"
+    scheme=http uvicorn="--timeout-graceful-shutdown 10"
     if [ -n "${TEAM_TLS_CERT:-}" ]; then
         scheme=https uvicorn+=" --ssl-certfile $TEAM_TLS_CERT --ssl-keyfile $TEAM_TLS_KEY"
     fi
