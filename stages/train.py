@@ -34,6 +34,7 @@ def main(argv: list[str]) -> None:
     import mlflow
     from sklearn.metrics import confusion_matrix
 
+    from keras_exercises.model_file import save_model
     from keras_exercises.plotting import evaluation_figure, png_bytes
     from keras_exercises.runtime.seeding import set_seed
     from keras_exercises.training import train_exercise
@@ -72,7 +73,7 @@ def main(argv: list[str]) -> None:
             "epochs_run": len(result.history["loss"]),
             "best_epoch": result.best_epoch,
         }
-        result.model.save(saved_model)  # once: MLflow logs this file
+        save_model(result.model, saved_model)  # once: MLflow logs this file
         version = training_run.log_training(
             params,
             name,

@@ -238,11 +238,11 @@ def finished_project(tmp_path_factory, worker_id, real_params, tiny_mirror) -> P
 
 def answers_and_metrics(project: Path) -> dict[str, bytes]:
     """The files a rerun of the same params must repeat byte for byte: the answers, and
-    each exercise's metrics, curves and predictions."""
+    each exercise's metrics, curves, predictions and model."""
     names = ["reports/answers.json", "reports/intervals.json"] + [
         f"outputs/{ex}/seed42/{name}"
         for ex in ("ex1", "ex2", "ex3", "ex4", "ex5", "ex6")
-        for name in ("metrics.json", "history.csv", "predictions.csv")
+        for name in ("metrics.json", "history.csv", "predictions.csv", "model.keras")
     ]
     names += [
         f"outputs/{ex}/seed42/{name}"
