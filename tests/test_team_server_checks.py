@@ -44,7 +44,7 @@ def test_an_address_not_of_this_machine_fails_with_what_to_do():
     assert "cannot listen on 192.0.2.1:5000 (Cannot assign requested address)" in done.stderr
 
 
-@pytest.mark.parametrize("port", ["abc", "0", "70000", "50 00"])
+@pytest.mark.parametrize("port", ["abc", "0", "70000", "099999", "50 00"])
 def test_a_port_that_is_no_port_is_refused(port: str):
     done = server(TEAM_PORT=port)
     assert done.returncode == 2

@@ -37,7 +37,7 @@ server)
         fi
     done
     host=${TEAM_HOST:-127.0.0.1} port=${TEAM_PORT:-5000}
-    if ! [[ "$port" =~ ^[0-9]+$ ]] || ((port < 1 || port > 65535)); then
+    if ! [[ "$port" =~ ^[0-9]+$ ]] || ((10#$port < 1 || 10#$port > 65535)); then
         echo "TEAM_PORT is '$port': give a port number from 1 to 65535." >&2
         exit 2
     fi
