@@ -1,0 +1,235 @@
+"""Where the test suite's CPU goes: every process it starts, by test file.
+
+    python -m benchmarks.suite_cpu [PYTEST ARGS...]
+
+Runs `pytest` (pyproject's addopts: three xdist workers) under Linux process accounting
+(Debian's `acct` package: `accton`, `dump-acct`; root only) with benchmarks/suite_clock.py,
+which notes when each test starts and ends on its worker. The kernel writes a record for
+every process that ends; each is counted for the test its worker was running when it
+started, found through its parents. Processes no worker started (the warm interpreters
+that fork the pipeline's stages, servers that detach, anything else on the machine) are
+counted apart. On N cores the suite's wall time can be no lower than its CPU seconds over
+N: the results set that floor against the 10-minute budget (issue 16).
+Writes benchmarks/results/suite_cpu.{json,md}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from benchmarks.suite_clock import CLOCK_ENV
+
+RESULTS = Path(__file__).parent / "results"
+BUDGET_S = 600  # the full suite's target, issue 16
+TICKS_PER_S = 100  # dump-acct's default --ahz: its times are in hundredths of a second
+OUTSIDE = "(no test worker started it)"
+WORKERS = "(the test workers themselves)"
+
+
+@dataclass(frozen=True)
+class Process:
+    command: str  # the kernel's 16-character name of its last thread
+    pid: int
+    ppid: int  # at its end: a parent that ended first leaves it to init
+    cpu_s: float  # user and system
+    started: float  # seconds since the epoch, whole seconds
+    lasted_s: float
+
+
+@dataclass(frozen=True)
+class ClockedTest:
+    worker: int  # the pid of the process that ran it
+    started: float
+    ended: float
+    nodeid: str
+
+
+def parse_accounting(text: str) -> list[Process]:
+    """`dump-acct FILE`'s lines: command|version|utime|stime|etime|uid|gid|mem|io|pid|ppid|
+    flags|exit code|tty|start, times in ticks, the start in this machine's local time."""
+    processes = []
+    for line in text.splitlines():
+        fields = [field.strip() for field in line.split("|")]
+        if len(fields) < 15:
+            continue
+        user, system, lasted = (float(fields[i]) / TICKS_PER_S for i in (2, 3, 4))
+        started = time.mktime(time.strptime(fields[14], "%a %b %d %H:%M:%S %Y"))
+        processes.append(
+            Process(fields[0], int(fields[9]), int(fields[10]), user + system, started, lasted)
+        )
+    return processes
+
+
+def parse_clock(text: str) -> list[ClockedTest]:
+    runs = []
+    for line in text.splitlines():
+        worker, started, ended, nodeid = line.split(maxsplit=3)
+        runs.append(ClockedTest(int(worker), float(started), float(ended), nodeid))
+    return runs
+
+
+def attribute(processes: list[Process], runs: list[ClockedTest]) -> dict[str, Counter]:
+    """CPU seconds by test (nodeid) and by test file. A worker's own CPU counts as the
+    workers'; a process whose ancestry reaches no worker, as OUTSIDE. Pids are reused over
+    a long suite: a parent is the process of that pid alive when the child started."""
+    workers = {run.worker for run in runs}
+    by_pid: dict[int, list[Process]] = {}
+    for process in processes:
+        by_pid.setdefault(process.pid, []).append(process)
+
+    def parent(child: Process) -> Process | None:
+        alive = [
+            p
+            for p in by_pid.get(child.ppid, [])
+            if p.started - 1 <= child.started <= p.started + p.lasted_s + 1
+        ]
+        return alive[0] if alive else None
+
+    def is_worker(process: Process) -> bool:
+        return any(
+            run.worker == process.pid
+            and process.started - 1 <= run.started <= process.started + process.lasted_s + 1
+            for run in runs
+        )
+
+    def worker_of(process: Process) -> int | None:
+        seen = 0
+        while (up := parent(process)) is not None and seen < 100:
+            if up.pid in workers and is_worker(up):
+                return up.pid
+            process, seen = up, seen + 1
+        return None
+
+    tests: Counter = Counter()
+    for process in processes:
+        if process.pid in workers and is_worker(process):
+            tests[WORKERS] += process.cpu_s
+            continue
+        worker = worker_of(process)
+        if worker is None:
+            tests[OUTSIDE] += process.cpu_s
+            continue
+        tests[_test_at(runs, worker, process.started)] += process.cpu_s
+    files: Counter = Counter()
+    for nodeid, cpu_s in tests.items():
+        files[nodeid.split("::")[0]] += cpu_s
+    return {"tests": tests, "files": files}
+
+
+def _test_at(runs: list[ClockedTest], worker: int, started: float) -> str:
+    """The test `worker` ran at `started` (a whole second: a second's slack either side),
+    else the next it ran (set-up between two tests belongs to the second)."""
+    own = sorted((r for r in runs if r.worker == worker), key=lambda r: r.started)
+    for run in own:
+        if run.started - 1 <= started <= run.ended + 1:
+            return run.nodeid
+    later = [r for r in own if r.started >= started]
+    return later[0].nodeid if later else "(after the worker's last test)"
+
+
+def summarize(processes: list[Process], runs: list[ClockedTest], wall_s: float, cores: int) -> dict:
+    shares = attribute(processes, runs)
+    cpu_s = sum(p.cpu_s for p in processes)
+    return {
+        "wall_s": round(wall_s, 1),
+        "cores": cores,
+        "cpu_s": round(cpu_s, 1),
+        "tests": len(runs),
+        "floor_s": round(cpu_s / cores, 1),
+        "budget_s": BUDGET_S,
+        "cpu_allowed_s": BUDGET_S * cores,
+        "files": {k: round(v, 1) for k, v in shares["files"].most_common()},
+        "slowest_tests": {k: round(v, 1) for k, v in shares["tests"].most_common(15)},
+    }
+
+
+def markdown(s: dict, machine: str) -> str:
+    lines = [
+        f"Measured {machine}: `pytest` with pyproject's addopts, {s['tests']} tests.",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        f"| wall time | {s['wall_s']:.0f} s |",
+        f"| CPU time, every process the suite started | {s['cpu_s']:.0f} s |",
+        f"| the least wall time that CPU allows on {s['cores']} cores | {s['floor_s']:.0f} s |",
+        f"| CPU time a {s['budget_s'] // 60}-minute suite allows on {s['cores']} cores "
+        f"| {s['cpu_allowed_s']} s |",
+        "",
+        "| test file | CPU seconds | share |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {name} | {cpu:.0f} | {cpu / s['cpu_s']:.0%} |" for name, cpu in s["files"].items()
+    ]
+    lines += ["", "| test (set-up and teardown included) | CPU seconds |", "|---|---|"]
+    lines += [f"| {name} | {cpu:.0f} |" for name, cpu in s["slowest_tests"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def _require_accounting() -> None:
+    missing = [tool for tool in ("accton", "dump-acct") if shutil.which(tool) is None]
+    if missing or os.geteuid() != 0:
+        raise SystemExit(
+            "error: this benchmark needs Linux process accounting, which only root can turn "
+            f"on{f' (missing: {missing})' if missing else ''}: install Debian's acct "
+            "package (apt-get install -y acct) and run it as root."
+        )
+
+
+def _stop_warm_interpreters(since: float) -> None:
+    """The suite's warm interpreters outlive it by their idle time: ended now, they and what
+    they ran are in the accounting."""
+    for process in psutil.process_iter(["cmdline", "create_time"]):
+        command = " ".join(process.info["cmdline"] or [])
+        if "warm_server.py" in command and process.info["create_time"] >= since:
+            process.terminate()
+    time.sleep(2)
+
+
+def main() -> None:
+    _require_accounting()
+    root = Path(__file__).parent.parent
+    with tempfile.TemporaryDirectory(prefix="suite-cpu-") as tmp:
+        accounting, clock = Path(tmp) / "pacct", Path(tmp) / "clock"
+        accounting.touch()
+        subprocess.run(["accton", str(accounting)], check=True, capture_output=True)
+        started = time.time()
+        try:
+            suite = subprocess.run(
+                [sys.executable, "-m", "pytest", "-p", "benchmarks.suite_clock", *sys.argv[1:]],
+                cwd=root,
+                env={**os.environ, CLOCK_ENV: str(clock)},
+            )
+            wall_s = time.time() - started
+            _stop_warm_interpreters(started)
+        finally:
+            subprocess.run(["accton", "off"], check=True, capture_output=True)
+        dumped = subprocess.run(["dump-acct", str(accounting)], capture_output=True, text=True)
+        processes = [p for p in parse_accounting(dumped.stdout) if p.started >= int(started)]
+        runs = parse_clock(clock.read_text())
+    summary = summarize(processes, runs, wall_s, psutil.cpu_count())
+    summary["pytest_exit_code"] = suite.returncode
+    machine = f"{time.strftime('%Y-%m-%d')} on {psutil.cpu_count()} CPU cores, " + (
+        f"{platform.system()} {platform.machine()}, Python {platform.python_version()}"
+    )
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "suite_cpu.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (RESULTS / "suite_cpu.md").write_text(markdown(summary, machine))
+    print(markdown(summary, machine))
+    sys.exit(suite.returncode)
+
+
+if __name__ == "__main__":
+    main()
