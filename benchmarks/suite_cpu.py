@@ -15,6 +15,7 @@ Writes benchmarks/results/suite_cpu.{json,md}.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -139,7 +140,9 @@ def _test_at(runs: list[ClockedTest], worker: int, started: float) -> str:
     return later[0].nodeid if later else "(after the worker's last test)"
 
 
-def summarize(processes: list[Process], runs: list[ClockedTest], wall_s: float, cores: int) -> dict:
+def summarize(
+    processes: list[Process], runs: list[ClockedTest], wall_s: float, cores: int, exit_code: int
+) -> dict:
     shares = attribute(processes, runs)
     cpu_s = sum(p.cpu_s for p in processes)
     return {
@@ -147,6 +150,7 @@ def summarize(processes: list[Process], runs: list[ClockedTest], wall_s: float, 
         "cores": cores,
         "cpu_s": round(cpu_s, 1),
         "tests": len(runs),
+        "pytest_exit_code": exit_code,
         "floor_s": round(cpu_s / cores, 1),
         "budget_s": BUDGET_S,
         "cpu_allowed_s": BUDGET_S * cores,
@@ -157,7 +161,8 @@ def summarize(processes: list[Process], runs: list[ClockedTest], wall_s: float, 
 
 def markdown(s: dict, machine: str) -> str:
     lines = [
-        f"Measured {machine}: `pytest` with pyproject's addopts, {s['tests']} tests.",
+        f"Measured {machine}: `pytest` with pyproject's addopts, {s['tests']} tests "
+        f"(pytest's exit code {s['pytest_exit_code']}).",
         "",
         "| measure | value |",
         "|---|---|",
@@ -191,10 +196,12 @@ def _require_accounting() -> None:
 def _stop_warm_interpreters(since: float) -> None:
     """The suite's warm interpreters outlive it by their idle time: ended now, they and what
     they ran are in the accounting."""
+    # by file name: each test's copy of the project starts its own copy's server
     for process in psutil.process_iter(["cmdline", "create_time"]):
         command = " ".join(process.info["cmdline"] or [])
         if "warm_server.py" in command and process.info["create_time"] >= since:
-            process.terminate()
+            with contextlib.suppress(psutil.Error):  # it ended by itself meanwhile
+                process.terminate()
     time.sleep(2)
 
 
@@ -219,8 +226,7 @@ def main() -> None:
         dumped = subprocess.run(["dump-acct", str(accounting)], capture_output=True, text=True)
         processes = [p for p in parse_accounting(dumped.stdout) if p.started >= int(started)]
         runs = parse_clock(clock.read_text())
-    summary = summarize(processes, runs, wall_s, psutil.cpu_count())
-    summary["pytest_exit_code"] = suite.returncode
+    summary = summarize(processes, runs, wall_s, psutil.cpu_count(), suite.returncode)
     machine = f"{time.strftime('%Y-%m-%d')} on {psutil.cpu_count()} CPU cores, " + (
         f"{platform.system()} {platform.machine()}, Python {platform.python_version()}"
     )

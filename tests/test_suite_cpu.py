@@ -91,11 +91,11 @@ def test_the_results_set_the_cpu_floor_against_the_ten_minute_budget():
     t = 3_000_000.0
     runs = [ClockedTest(5, t, t + 100, "tests/test_a.py::x")]
     processes = [Process("python", 5, 1, 300.0, t, 120), Process("dvc", 6, 5, 1300.0, t + 1, 90)]
-    summary = summarize(processes, runs, wall_s=810.0, cores=2)
+    summary = summarize(processes, runs, wall_s=810.0, cores=2, exit_code=0)
     assert summary["floor_s"] == 800.0 and summary["cpu_allowed_s"] == 1200
     shown = markdown(summary, "today")
     assert "| the least wall time that CPU allows on 2 cores | 800 s |" in shown
-    assert "| tests/test_a.py | 1300 | 81% |" in shown
+    assert "| tests/test_a.py | 1300 | 81% |" in shown and "exit code 0" in shown
 
 
 def test_the_clock_plugin_notes_each_test_on_the_process_that_ran_it(tmp_path):
