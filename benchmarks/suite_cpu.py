@@ -30,9 +30,9 @@ from pathlib import Path
 
 import psutil
 
+from benchmarks.run import RESULTS
 from benchmarks.suite_clock import CLOCK_ENV
 
-RESULTS = Path(__file__).parent / "results"
 BUDGET_S = 600  # the full suite's target, issue 16
 TICKS_PER_S = 100  # dump-acct's default --ahz: its times are in hundredths of a second
 OUTSIDE = "(no test worker started it)"
@@ -85,7 +85,10 @@ def attribute(processes: list[Process], runs: list[ClockedTest]) -> dict[str, Co
     """CPU seconds by test (nodeid) and by test file. A worker's own CPU counts as the
     workers'; a process whose ancestry reaches no worker, as OUTSIDE. Pids are reused over
     a long suite: a parent is the process of that pid alive when the child started."""
-    workers = {run.worker for run in runs}
+    own_runs: dict[int, list[ClockedTest]] = {}
+    for run in sorted(runs, key=lambda r: r.started):
+        own_runs.setdefault(run.worker, []).append(run)
+    workers = set(own_runs)
     by_pid: dict[int, list[Process]] = {}
     for process in processes:
         by_pid.setdefault(process.pid, []).append(process)
@@ -99,11 +102,8 @@ def attribute(processes: list[Process], runs: list[ClockedTest]) -> dict[str, Co
         return alive[0] if alive else None
 
     def is_worker(process: Process) -> bool:
-        return any(
-            run.worker == process.pid
-            and process.started - 1 <= run.started <= process.started + process.lasted_s + 1
-            for run in runs
-        )
+        first = own_runs[process.pid][0]
+        return process.started - 1 <= first.started <= process.started + process.lasted_s + 1
 
     def worker_of(process: Process) -> int | None:
         seen = 0
@@ -122,17 +122,16 @@ def attribute(processes: list[Process], runs: list[ClockedTest]) -> dict[str, Co
         if worker is None:
             tests[OUTSIDE] += process.cpu_s
             continue
-        tests[_test_at(runs, worker, process.started)] += process.cpu_s
+        tests[_test_at(own_runs[worker], process.started)] += process.cpu_s
     files: Counter = Counter()
     for nodeid, cpu_s in tests.items():
         files[nodeid.split("::")[0]] += cpu_s
     return {"tests": tests, "files": files}
 
 
-def _test_at(runs: list[ClockedTest], worker: int, started: float) -> str:
-    """The test `worker` ran at `started` (a whole second: a second's slack either side),
-    else the next it ran (set-up between two tests belongs to the second)."""
-    own = sorted((r for r in runs if r.worker == worker), key=lambda r: r.started)
+def _test_at(own: list[ClockedTest], started: float) -> str:
+    """The test of `own` (one worker's, in order) running at `started` (a whole second: a
+    second's slack either side), else the next (set-up between two tests is the second's)."""
     for run in own:
         if run.started - 1 <= started <= run.ended + 1:
             return run.nodeid
