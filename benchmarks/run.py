@@ -264,8 +264,8 @@ def markdown(s: dict) -> str:
         "the first of them waits for what is left of its imports; the others start with them "
         "loaded, in a child of that interpreter, and their start-up is the process DVC "
         "started, its handover and their own modules. The report runs warm too, in an "
-        "interpreter of its own (MLflow, SciPy, matplotlib, DVC) that it starts itself in a "
-        "cold run, waiting for its imports, and finds in a rerun. "
+        "interpreter of its own (MLflow, SciPy, matplotlib, DVC) that validate starts too, "
+        "importing at the lowest priority while the stages run. "
         f"On their own, in a fresh process, importing TensorFlow takes "
         f"{m['import_tensorflow_s']:.1f} s and MLflow {m['import_mlflow_s']:.1f} s here."
     )

@@ -7,7 +7,7 @@ keeps it when the check fails (persist), so it never makes another stage rerun.
 
 With params that pass, it starts the warm interpreter the training stages run in
 (runtime/warm_start.py) and leaves it importing TensorFlow while DVC runs the quick stages
-in between.
+in between, and the report's, which imports at the lowest priority while the stages run.
 """
 
 from __future__ import annotations

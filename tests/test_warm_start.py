@@ -28,7 +28,9 @@ print(json.dumps({"cwd": os.getcwd(), "argv": sys.argv[1:], "pid": os.getpid(),
                   "server": os.getppid(), "color": os.environ.get("COLOR"),
                   "stdin": sys.stdin.read(),
                   "warmed": getattr(sys.modules.get("warmup"), "WARMED", None),
-                  "frozen": gc.get_freeze_count()}), flush=True)
+                  "frozen": gc.get_freeze_count(), "nice": os.nice(0),
+                  "import_nice": getattr(sys.modules.get("slow_import"), "NICE", None)}),
+      flush=True)
 print("to stderr", file=sys.stderr)
 if os.environ.get("SLEEP"):
     open("started", "w").close()
@@ -50,7 +52,11 @@ EARLY = textwrap.dedent(
     """
     import os
     from keras_exercises.runtime import warm_start
-    warm_start.start_early(preloads=((os.environ.get("PRELOAD", "json"),),))
+    preload = (os.environ.get("PRELOAD", "json"),)
+    if os.environ.get("BACKGROUND"):
+        warm_start.start_early(now=(), in_background=(preload,))
+    else:
+        warm_start.start_early(now=(preload,), in_background=())
     """
 )
 
@@ -259,6 +265,63 @@ def test_a_server_started_early_is_the_one_stages_wait_for(stage_dir):
     subprocess.run([sys.executable, "-c", EARLY], cwd=stage_dir, env=env, check=True)
     # already listening: left as it is (its children, forked for a moment, aside)
     assert [p for p in _servers(runtime) if p.ppid() != early[0].pid] == early
+
+
+SLOW_IMPORT = (
+    "import os, threading, time\n"
+    "NICE = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())\n"
+    "time.sleep(3)\n"
+)
+
+
+def start_in_background(stage_dir: Path) -> dict:
+    """start_early's report server, with a preload that takes 3 s; the environment used."""
+    (stage_dir / "slow_import.py").write_text(SLOW_IMPORT)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(stage_dir), str(ROOT)]),
+        "PRELOAD": "slow_import",
+        "BACKGROUND": "1",
+    }
+    subprocess.run([sys.executable, "-c", EARLY], cwd=stage_dir, env=env, check=True)
+    return env
+
+
+def test_a_server_started_in_the_background_imports_at_the_lowest_priority(stage_dir):
+    """The report's, started by validate: its imports take only a core nothing else wants,
+    a second start_early starts no other, and the stages it forks run at their usual
+    priority."""
+    env = start_in_background(stage_dir)
+    runtime = (stage_dir / "runtime").resolve()
+    subprocess.run([sys.executable, "-c", EARLY], cwd=stage_dir, env=env, check=True)
+    servers = _servers(runtime)
+    assert len(servers) == 1
+    deadline = time.monotonic() + 30
+    while not list(runtime.glob("keras-exercises-warm-*/*.sock")):
+        assert time.monotonic() < deadline, "the background server never listened"
+        time.sleep(0.05)
+
+    stage = json.loads(start_client(stage_dir, env).communicate(timeout=60)[0])
+    assert stage["server"] == servers[0].pid
+    assert stage["import_nice"] == 19
+    assert stage["nice"] == 0
+
+
+def test_a_stage_that_comes_before_the_background_server_is_ready_starts_its_own(stage_dir):
+    """It does not wait on a core it may never get (another `dvc queue` worker training):
+    it starts a server now, and the one in the background, once ready, leaves it be."""
+    env = start_in_background(stage_dir)
+    runtime = (stage_dir / "runtime").resolve()
+    (background,) = _servers(runtime)
+    first = start_client(stage_dir, env)
+
+    served_by = json.loads(first.communicate(timeout=60)[0])["server"]
+    assert first.returncode == 0
+    assert served_by != background.pid
+    background.wait(timeout=30)  # ready, it found the other listening and left
+    assert json.loads(start_client(stage_dir, env).communicate(timeout=60)[0])["server"] == (
+        served_by
+    )
 
 
 def test_copies_of_the_project_share_one_server(stage_dir):

@@ -3,17 +3,23 @@ and the other heavy libraries once, and forks a child for each stage handed to i
 becomes the stage: the client's working directory, environment, arguments, standard streams
 and Python path, then `runpy` of the stage module, then its exit code back to the client.
 
-Run as a script (`python warm_server.py SOCKET IDLE_SECONDS LOCK_FD PYTHONPATH PRELOAD...`),
-never imported by the project: it must hold no project code, which would go stale while it
-idles. Only the standard library and the preloaded libraries are in it. LOCK_FD holds the
-socket's start lock, taken by whoever started it: released once it listens (or dies), so
-that nobody starts a second server while this one is importing.
+Run as a script (`python warm_server.py SOCKET IDLE_SECONDS LOCK_FD WHEN PYTHONPATH
+PRELOAD...`), never imported by the project: it must hold no project code, which would go
+stale while it idles. Only the standard library and the preloaded libraries are in it.
+WHEN is "now" or "background". Started now, LOCK_FD holds the socket's start lock, taken
+by whoever started it: released once it listens (or dies), so that nobody starts a second
+server while this one is importing, and the stages wait for it. Started in the background,
+ahead of need, it imports at the lowest priority and holds no start lock meanwhile (LOCK_FD
+is the lock that keeps a second one from starting in the background): a stage that comes
+first starts a server of its own rather than wait on a core it may never get, and this one
+listens only if none does by the time it is ready.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import gc
 import importlib
 import json
@@ -62,17 +68,41 @@ def _receive_exactly(conn: socket.socket, size: int) -> bytes:
     return b"".join(chunks)
 
 
+def is_listening(path: str) -> bool:
+    try:
+        open_connection(path).close()
+    except OSError:
+        return False
+    return True
+
+
+def open_connection(path: str) -> socket.socket:
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn.connect(path)
+    except OSError:
+        conn.close()
+        raise
+    return conn
+
+
 def serve(
-    path: str, idle_seconds: float, lock_fd: int, python_path: str, preload: list[str]
+    path: str,
+    idle_seconds: float,
+    lock_fd: int,
+    python_path: str,
+    preload: list[str],
+    background: bool = False,
 ) -> None:
     sys.path[1:1] = [entry for entry in python_path.split(os.pathsep) if entry]
-    for entry in preload:
-        # "module:function" also calls function(): work a library defers to its first use
-        # and then keeps for the process, done once here instead of in every stage
-        module, _, function = entry.partition(":")
-        imported = importlib.import_module(module)
-        if function:
-            getattr(imported, function)()
+    if background:
+        _at_lowest_priority(_import, preload)
+        background_lock, lock_fd = lock_fd, _claim(path)
+        os.close(background_lock)
+        if lock_fd is None:
+            return  # a stage came first and started a server of its own: it serves
+    else:
+        _import(preload)
     # Everything loaded so far lives as long as the server: out of the collector's sight, a
     # stage's full collections skip it (0.7 s each with TensorFlow's objects, 0.06 s without)
     # and its pages stay shared with the stage instead of being copied when they're walked
@@ -105,6 +135,47 @@ def serve(
             if os.stat(path).st_ino == bound:
                 os.unlink(path)
         listener.close()
+
+
+def _import(preload: list[str]) -> None:
+    for entry in preload:
+        # "module:function" also calls function(): work a library defers to its first use
+        # and then keeps for the process, done once here instead of in every stage
+        module, _, function = entry.partition(":")
+        imported = importlib.import_module(module)
+        if function:
+            getattr(imported, function)()
+
+
+def _at_lowest_priority(work, *args) -> None:
+    """work(*args) in a thread of nice 19, so that it takes only a core nothing else wants
+    and slows no stage. A thread, not the process: a process cannot raise its own priority
+    again without privileges, and the stages forked later from the main thread must run at
+    their usual one."""
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)  # Linux: this thread
+        try:
+            work(*args)
+        except BaseException as exc:
+            failed.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if failed:
+        raise failed[0]
+
+
+def _claim(path: str) -> int | None:
+    """The socket's start lock, taken once no server is starting; None if one listens."""
+    lock_fd = os.open(f"{path}.lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    fcntl.flock(lock_fd, fcntl.LOCK_EX)  # a server started for a stage holds it till it listens
+    if is_listening(path):
+        os.close(lock_fd)
+        return None
+    return lock_fd
 
 
 def _become_stage(conn: socket.socket) -> None:
@@ -187,4 +258,5 @@ def _die_with_client(conn: socket.socket) -> None:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5:])
+    path, idle, lock, when, python_path, *preload = sys.argv[1:]
+    serve(path, float(idle), int(lock), python_path, preload, background=when == "background")

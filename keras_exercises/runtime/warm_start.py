@@ -6,13 +6,14 @@ in a child forked from that interpreter, with this process's working directory,
 environment, arguments and standard streams; this process forwards signals to it, waits,
 and exits with its exit code, so DVC sees one process, as before.
 
-TensorFlow's server is started by `validate` (without waiting for it), the report's by the
-report; a server is shared by the stages after it (those of parallel `dvc queue` workers
-too), and exits after `KERAS_EXERCISES_WARM_IDLE` seconds without a stage (default 300).
-It holds no project code, only libraries, so an edited stage runs as edited; another
-Python, other library versions or other settings that shape the imports (TF_*, CUDA*,
-KERAS_HOME, ...) get a server of their own. `KERAS_EXERCISES_WARM=0` runs every stage in
-its own process. Linux only: elsewhere every stage runs in its own process.
+`validate` starts TensorFlow's server without waiting for it and the report's in the
+background (start_early); a stage that finds none starts one. A server is shared by the
+stages after it (those of parallel `dvc queue` workers too), and exits after
+`KERAS_EXERCISES_WARM_IDLE` seconds without a stage (default 300). It holds no project
+code, only libraries, so an edited stage runs as edited; another Python, other library
+versions or other settings that shape the imports (TF_*, CUDA*, KERAS_HOME, ...) get a
+server of their own. `KERAS_EXERCISES_WARM=0` runs every stage in its own process. Linux
+only: elsewhere every stage runs in its own process.
 """
 
 from __future__ import annotations
@@ -113,21 +114,28 @@ def _wait_for(conn: socket.socket, pid: int) -> int:
     return int(ended[0]["exit"])
 
 
-def start_early(preloads: tuple[tuple[str, ...], ...] = (PRELOADS["tensorflow"],)) -> None:
+def start_early(
+    now: tuple[tuple[str, ...], ...] = (PRELOADS["tensorflow"],),
+    in_background: tuple[tuple[str, ...], ...] = (PRELOADS["report"],),
+) -> None:
     """Start a warm server for each preload, if none is up or starting, and return without
-    waiting: it imports on the other core while DVC runs the quick stages before the first
-    one that needs it. Any trouble is left to that stage, which starts one itself or says
-    why not. Only TensorFlow's by default: the report's, started too, would import while
-    the first stages train and slow them, for seconds saved only once a run."""
+    waiting. TensorFlow's starts now: it imports on the other core while DVC runs the quick
+    stages before the first one that needs it. The report's starts in the background: it
+    imports at the lowest priority, on a core nothing else wants (while the first training
+    stage waits for TensorFlow, between stages), so that it slows no training and is ready
+    when the report comes; a report that comes first starts its own (warm_server.py). Any
+    trouble is left to the stages, which start one themselves or say why not."""
     if not enabled():
         return
-    for preload in preloads:
+    for preload, when in [(p, "now") for p in now] + [(p, "background") for p in in_background]:
         try:
             path = _socket_path(preload)
-            with open(f"{path}.lock", "w") as lock:
+            with open(f"{path}.lock", "w") as lock, open(f"{path}.background", "w") as ahead:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails while one starts
-                if not _listening(path):
-                    _start_server(path, preload, lock.fileno())
+                fcntl.flock(ahead, fcntl.LOCK_EX | fcntl.LOCK_NB)  # or imports in the background
+                if not warm_server.is_listening(path):
+                    held = lock if when == "now" else ahead
+                    _start_server(path, preload, held.fileno(), when)
         except OSError:
             continue
 
@@ -135,7 +143,7 @@ def start_early(preloads: tuple[tuple[str, ...], ...] = (PRELOADS["tensorflow"],
 def _connect(preload: tuple[str, ...]) -> socket.socket:
     path = _socket_path(preload)
     try:
-        return _open(path)
+        return warm_server.open_connection(path)
     except OSError:
         pass
     # one client starts the server; a server holds this lock until it listens, so the
@@ -153,13 +161,13 @@ def _connect(preload: tuple[str, ...]) -> socket.socket:
                     ) from None
                 time.sleep(0.05)
         try:
-            return _open(path)
+            return warm_server.open_connection(path)
         except OSError:
             pass
         server = _start_server(path, preload, lock.fileno())
     while time.monotonic() < deadline:
         try:
-            return _open(path)
+            return warm_server.open_connection(path)
         except OSError:
             if server.poll() is not None:
                 raise OSError(f"the warm server exited with {server.returncode}") from None
@@ -168,25 +176,9 @@ def _connect(preload: tuple[str, ...]) -> socket.socket:
     raise TimeoutError(f"the warm server did not start in {_START_TIMEOUT} s")
 
 
-def _listening(path: str) -> bool:
-    try:
-        _open(path).close()
-    except OSError:
-        return False
-    return True
-
-
-def _open(path: str) -> socket.socket:
-    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        conn.connect(path)
-    except OSError:
-        conn.close()
-        raise
-    return conn
-
-
-def _start_server(path: str, preload: tuple[str, ...], lock_fd: int) -> subprocess.Popen:
+def _start_server(
+    path: str, preload: tuple[str, ...], lock_fd: int, when: str = "now"
+) -> subprocess.Popen:
     Path(path).unlink(missing_ok=True)  # a server that died without cleaning up
     idle = os.environ.get(IDLE, "300")
     # the server's own environment holds only what shapes the imports: no credentials.
@@ -194,7 +186,7 @@ def _start_server(path: str, preload: tuple[str, ...], lock_fd: int) -> subproce
     # stage's environment, as in a process of its own, not once in the server
     env = {k: v for k, v in os.environ.items() if _shapes_imports(k) and k != "PYTHONPATH"}
     return subprocess.Popen(
-        [sys.executable, warm_server.__file__, path, idle, str(lock_fd)]
+        [sys.executable, warm_server.__file__, path, idle, str(lock_fd), when]
         + [os.environ.get("PYTHONPATH", ""), *preload],
         env=env,
         pass_fds=(lock_fd,),
