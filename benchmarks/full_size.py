@@ -21,12 +21,12 @@ import time
 import psutil
 import yaml
 
+from benchmarks.run import RESULTS
 from keras_exercises.data.datasets import prepare
 from keras_exercises.data.mirror import synthetic_dataset
 from keras_exercises.params import EXERCISES, Params
 from tests.support.project_copy import ROOT
 
-RESULTS = ROOT / "benchmarks" / "results"
 FULL_TRAIN = {"mnist": 60_000, "cifar10": 50_000, "svhn_cropped": 73_257}
 FULL_TEST = {"mnist": 10_000, "cifar10": 10_000, "svhn_cropped": 26_032}
 MEASURED_EPOCHS = 5

@@ -28,11 +28,11 @@ from pathlib import Path
 import psutil
 import yaml
 
+from benchmarks.run import RESULTS
 from keras_exercises.data.mirror import build_mirror
 from tests.conftest import shrink
 from tests.support.project_copy import ROOT, copy_project, git
 
-RESULTS = ROOT / "benchmarks" / "results"
 GRID = [
     "exercises.ex1.optimizer.learning_rate=0.001,0.002",
     "exercises.ex2.optimizer.learning_rate=0.001,0.002",
