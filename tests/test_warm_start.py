@@ -239,17 +239,32 @@ def test_a_sitecustomize_runs_in_the_stage_with_the_stages_environment(stage_dir
     assert json.loads(first.stdout)["server"] == json.loads(second.stdout)["server"]
 
 
-def test_a_server_started_early_is_the_one_stages_wait_for(stage_dir):
-    """validate starts it and returns; stages that come while it imports wait for it and
-    start no other."""
-    (stage_dir / "slow_import.py").write_text("import time\ntime.sleep(3)\n")
+SLOW_IMPORT = (
+    "import os, threading, time\n"
+    "NICE = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())\n"
+    "time.sleep(3)\n"
+)
+
+
+def start_early_slowly(stage_dir: Path, background: bool = False) -> dict:
+    """What validate does, with a preload that takes 3 s to import (its thread's nice value
+    kept), the server started now or in the background; the environment used."""
+    (stage_dir / "slow_import.py").write_text(SLOW_IMPORT)
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(stage_dir), str(ROOT)]),
         "PRELOAD": "slow_import",
+        **({"BACKGROUND": "1"} if background else {}),
     }
-    runtime = (stage_dir / "runtime").resolve()
     subprocess.run([sys.executable, "-c", EARLY], cwd=stage_dir, env=env, check=True)
+    return env
+
+
+def test_a_server_started_early_is_the_one_stages_wait_for(stage_dir):
+    """validate starts it and returns; stages that come while it imports wait for it and
+    start no other."""
+    env = start_early_slowly(stage_dir)
+    runtime = (stage_dir / "runtime").resolve()
 
     # it returned while its server still imports: no socket yet
     assert not list(runtime.glob("keras-exercises-warm-*/*.sock"))
@@ -267,31 +282,11 @@ def test_a_server_started_early_is_the_one_stages_wait_for(stage_dir):
     assert [p for p in _servers(runtime) if p.ppid() != early[0].pid] == early
 
 
-SLOW_IMPORT = (
-    "import os, threading, time\n"
-    "NICE = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())\n"
-    "time.sleep(3)\n"
-)
-
-
-def start_in_background(stage_dir: Path) -> dict:
-    """start_early's report server, with a preload that takes 3 s; the environment used."""
-    (stage_dir / "slow_import.py").write_text(SLOW_IMPORT)
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(stage_dir), str(ROOT)]),
-        "PRELOAD": "slow_import",
-        "BACKGROUND": "1",
-    }
-    subprocess.run([sys.executable, "-c", EARLY], cwd=stage_dir, env=env, check=True)
-    return env
-
-
 def test_a_server_started_in_the_background_imports_at_the_lowest_priority(stage_dir):
     """The report's, started by validate: its imports take only a core nothing else wants,
     a second start_early starts no other, and the stages it forks run at their usual
     priority."""
-    env = start_in_background(stage_dir)
+    env = start_early_slowly(stage_dir, background=True)
     runtime = (stage_dir / "runtime").resolve()
     subprocess.run([sys.executable, "-c", EARLY], cwd=stage_dir, env=env, check=True)
     servers = _servers(runtime)
@@ -310,7 +305,7 @@ def test_a_server_started_in_the_background_imports_at_the_lowest_priority(stage
 def test_a_stage_that_comes_before_the_background_server_is_ready_starts_its_own(stage_dir):
     """It does not wait on a core it may never get (another `dvc queue` worker training):
     it starts a server now, and the one in the background, once ready, leaves it be."""
-    env = start_in_background(stage_dir)
+    env = start_early_slowly(stage_dir, background=True)
     runtime = (stage_dir / "runtime").resolve()
     (background,) = _servers(runtime)
     first = start_client(stage_dir, env)
