@@ -56,7 +56,7 @@ def evaluate_exercise(params, name: str, seed: int) -> None:
             off_bins, mc_bins, metrics, f"{name}, seed {seed}: reliability ({bins} bins)"
         )
     )
-    with store.store_failures_reported():
+    with store.failures_reported(f"logging the MC Dropout results of {name}, seed {seed}"):
         training_run.log_mc_evaluation(
             run_id, metrics, {"mc_variance.png": histogram, "reliability.png": reliability}
         )

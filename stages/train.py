@@ -21,15 +21,17 @@ def main(argv: list[str]) -> None:
     name, seed = args.item, args.seed
     params = load_params()
     ex = getattr(params.exercises, name)
+    # the store first: a login that may not log runs fails before any data is loaded
+    experiment_id = store.connect()
+    with store.failures_reported("ending the runs of processes that are gone"):
+        for run_id in orphans.end_orphaned_runs(experiment_id):
+            print(f"MLflow run {run_id} was still RUNNING though its process is gone: now KILLED")
     data = load_arrays(prepared_data(name), f"prepare@{name}")
     cached, base_seed = None, seed
     if ex.trains_on_embeddings:
         stored = load_arrays(embeddings(name), f"embed@{name}")
         cached = {"train": stored["train"], "test": stored["test"]}
         base_seed = int(stored["base_seed"])
-    experiment_id = store.connect()
-    for run_id in orphans.end_orphaned_runs(experiment_id):
-        print(f"MLflow run {run_id} was still RUNNING though its process is gone: now KILLED")
 
     import mlflow
     from sklearn.metrics import confusion_matrix
@@ -48,7 +50,7 @@ def main(argv: list[str]) -> None:
     with (
         # renamed into place only once the run has ended well (atomic_path)
         atomic_path(exercise_output(name, seed, "model.keras")) as saved_model,
-        store.store_failures_reported(),
+        store.failures_reported(f"logging the run of {name}, seed {seed}", left_running=True),
         mlflow.start_run(
             experiment_id=experiment_id,
             run_name=training_run.run_name(name, seed),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from keras_exercises.tracking.store import without_credentials
+from keras_exercises.tracking.credentials import without_credentials
 
 MODEL_TRAINING_VIEW = "workflowType=machine_learning"
 LOCAL_UI_COMMAND = (

@@ -8,13 +8,10 @@ import os
 from pathlib import Path
 from urllib.parse import unquote
 
-from keras_exercises.tracking.store import (
-    STORE_DIR,
-    default_store,
-    fail_fast_over_http,
-    summary,
-    without_credentials,
-)
+from keras_exercises.tracking.credentials import without_credentials
+from keras_exercises.tracking.failures import caused_by
+from keras_exercises.tracking.failures import first_line as summary
+from keras_exercises.tracking.store import STORE_DIR, default_store, fail_fast_over_http
 
 
 class StoreUnusable(Exception):
@@ -73,7 +70,7 @@ def failure(uri: str, exc: Exception) -> tuple[bool, str]:
     from mlflow.exceptions import MlflowException
 
     address = without_credentials(uri)
-    if _caused_by(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
+    if caused_by(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
         return False, (
             f"the store at {address} is unreachable: once it is up, "
             "`dvc repro --force --single-item report` writes them"
@@ -92,14 +89,3 @@ def failure(uri: str, exc: Exception) -> tuple[bool, str]:
             "another store): retrain it with `dvc repro --force` on its train stage"
         )
     return False, f"the store at {address} failed ({summary(exc)})"
-
-
-def _caused_by(exc: BaseException, kinds: tuple[type, ...]) -> bool:
-    """Whether `exc` or an exception it was raised from or during is one of `kinds`:
-    MLflow wraps a refused connection in its own exception."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, kinds):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False

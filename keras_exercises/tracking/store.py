@@ -1,10 +1,10 @@
 """The MLflow tracking store: the local one under mlruns/ or a server, checked before any
-work, and one message when it fails midway."""
+work, waited for while it is away, and one message naming the cause when it fails."""
 
 from __future__ import annotations
 
 import os
-import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -12,21 +12,13 @@ from filelock import FileLock
 
 from keras_exercises.runtime.errors import PipelineError
 from keras_exercises.runtime.paths import project_root
-from keras_exercises.tracking import empty_store
+from keras_exercises.tracking import empty_store, failures, outages
+from keras_exercises.tracking.credentials import move_into_environment, without_credentials
 
 EXPERIMENT = "keras-exercises"
 STORE_DIR, DATABASE = "mlruns", "mlflow.db"
 # MLflow 3's UI opens an experiment on its GenAI pages unless told it holds model training
 KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
-# the user:password part of a URL; what the stages write or print never carries it
-_USERINFO = re.compile(r"(?<=://)[^/?#\s@]+@")
-
-
-def without_credentials(text: str) -> str:
-    """`text` with the user:password of every URL in it removed. A tracking URI may carry
-    them (MLflow accepts https://user:password@host), and MLflow's error messages repeat the
-    URI; the credentials belong in MLFLOW_TRACKING_USERNAME/PASSWORD instead."""
-    return _USERINFO.sub("", text)
 
 
 def tracking_uri() -> str:
@@ -47,18 +39,19 @@ def default_store() -> tuple[str, str]:
     return f"sqlite:///{store / DATABASE}?timeout=60", (store / "artifacts").as_uri()
 
 
-def connect() -> str:
-    """Point MLflow at the store and make sure it answers; return the experiment id.
-
-    Runs before any training so an unreachable server costs seconds, not a training run.
-    """
+def connect(doing: str = "connecting") -> str:
+    """Point MLflow at the store and make sure this stage can log to it; return the
+    experiment id. Runs before any data is loaded, so that a wrong login or a missing
+    permission costs seconds, not a training run; a server that is away is waited for
+    (outages.py), here and at every later request of the stage."""
     import mlflow
 
     uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri and uri.startswith(("http://", "https://")):
+        return _connect_to_server(move_into_environment(uri), doing)
     artifact_location = None
     if not uri:
         uri, artifact_location = default_store()
-    fail_fast_over_http(uri)
     mlflow.set_tracking_uri(uri)
     try:
         if artifact_location is None:
@@ -71,41 +64,99 @@ def connect() -> str:
     except Exception as exc:
         raise PipelineError(
             f"cannot use the MLflow tracking store at {without_credentials(uri)} "
-            f"({summary(exc)}). Start the "
-            "server it names, fix MLFLOW_TRACKING_URI, or unset it to use the local store "
-            "under mlruns/."
+            f"({failures.first_line(exc)}). Fix MLFLOW_TRACKING_URI, or unset it to use "
+            "the local store under mlruns/."
         ) from None
 
 
-def fail_fast_over_http(uri: str) -> None:
-    """MLflow's default is minutes of retries; a dead server should fail in seconds."""
-    if uri.startswith(("http://", "https://")):
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+def _connect_to_server(uri: str, doing: str) -> str:
+    import mlflow
+
+    limit = outages.wait_limit()
+    mlflow.set_tracking_uri(uri)
+    client = mlflow.MlflowClient()
+    with failures_reported(doing):
+        experiment = _reach(client, uri, limit)
+        if experiment is None:
+            if _has_logins(uri):
+                # a teammate who made it would own it (MANAGE): the team's stays the admins'
+                raise PipelineError(
+                    f"the experiment {EXPERIMENT} is missing on the MLflow tracking server at "
+                    f"{without_credentials(uri)} (renamed or deleted): an admin restores it "
+                    "(renames it back, or `mlflow experiments restore`), or makes it anew "
+                    "with `tools/team.sh add-user`."
+                )
+            experiment_id = mlflow.create_experiment(EXPERIMENT, tags={KIND_TAG: KIND})
+        else:
+            experiment_id = experiment.experiment_id
+            # the same value again: a write that changes nothing, and fails now, not after
+            # the training, where this login may not log runs (a reader's)
+            client.set_experiment_tag(experiment_id, KIND_TAG, KIND)
+    outages.wait_out_outages(without_credentials(uri), limit)
+    return experiment_id
 
 
-def summary(exc: Exception) -> str:
-    """An exception's type and first line: MLflow's messages run to whole tracebacks."""
-    lines = without_credentials(str(exc)).splitlines()
-    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
+def _reach(client, uri: str, limit: float):
+    """The team's experiment (None if there is none), once the server answers: asked again
+    every few seconds for up to `limit` while it is away, failing at once on anything
+    waiting does not mend (TLS, login, permission)."""
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"  # each try answers at once
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    waiting = outages.Waiting(without_credentials(uri), limit)
+    deadline = time.monotonic() + limit
+    while True:
+        try:
+            experiment = client.get_experiment_by_name(EXPERIMENT)
+        except Exception as exc:
+            left = deadline - time.monotonic()
+            if not failures.is_outage(exc) or left <= 0:
+                raise
+            waiting.started(failures.reason(exc))
+            time.sleep(min(5.0, left))
+            continue
+        waiting.ended()
+        return experiment
+
+
+def _has_logins(uri: str) -> bool:
+    """Whether the server runs MLflow's auth app, which answers who is logged in."""
+    from mlflow.utils.credentials import get_default_host_creds
+    from mlflow.utils.rest_utils import http_request
+
+    response = http_request(
+        get_default_host_creds(uri), "/api/2.0/mlflow/users/current", "GET", max_retries=0
+    )
+    return response.status_code == 200
 
 
 @contextmanager
-def store_failures_reported() -> Iterator[None]:
-    """Around a stage's MLflow work after connect(): the store failing midway (its server
-    or database gone) ends the stage with one message instead of a traceback."""
-    import requests
-    from mlflow.exceptions import MlflowException
-
+def failures_reported(doing: str, left_running: bool = False) -> Iterator[None]:
+    """Around a stage's MLflow work: a store failure ends the stage with one paragraph
+    naming its cause and fix instead of a traceback. `left_running`: a training run is open,
+    which the next training run marks KILLED."""
     try:
         yield
-    except (MlflowException, requests.exceptions.RequestException) as exc:
-        raise PipelineError(
-            f"lost the MLflow tracking store at {tracking_uri()} midway "
-            f"({summary(exc)}). "
-            "Make sure its server and database are up, then rerun `dvc repro`; the run it "
-            "leaves RUNNING is marked KILLED by the next training run."
-        ) from None
+    except PipelineError:
+        raise
+    except Exception as exc:
+        import mlflow
+
+        uri = mlflow.get_tracking_uri()
+        waited = outages.wait_limit() if uri.startswith(("http://", "https://")) else 0
+        message = failures.describe(uri, exc, doing, waited)
+        if message is None:
+            raise
+        if left_running:
+            message += "; the run it leaves RUNNING is marked KILLED by the next training run"
+        raise PipelineError(message + ".") from None
+
+
+def fail_fast_over_http(uri: str) -> None:
+    """For the report, which writes to stores it did not connect to: a store that is away
+    costs it its runs' annotations, never a training, so it waits only seconds for one."""
+    if uri.startswith(("http://", "https://")):
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
 
 
 def _get_or_create_experiment(artifact_location: str | None) -> str:

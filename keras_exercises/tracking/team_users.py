@@ -11,7 +11,8 @@ import warnings
 
 from keras_exercises.params import EXERCISES
 from keras_exercises.runtime.errors import PipelineError, run_stage
-from keras_exercises.tracking.store import EXPERIMENT, KIND, KIND_TAG, summary, tracking_uri
+from keras_exercises.tracking.failures import first_line as summary
+from keras_exercises.tracking.store import EXPERIMENT, KIND, KIND_TAG, tracking_uri
 from keras_exercises.tracking.training_run import REGISTERED_MODEL
 
 PASSWORD_ENV = "TEAM_USER_PASSWORD"
