@@ -8,8 +8,10 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
+
+from keras_exercises.runtime.native_log import known_lines_filtered
 
 
 class PipelineError(Exception):
@@ -37,7 +39,9 @@ def run_stage(main: Callable[[list[str]], None], warm: str | None = None) -> Non
         # inside: Ctrl-C while it waits for a warm interpreter to start is a stop like any other
         if warm:
             _run_warm(warm)
-        main(sys.argv[1:])
+        # TensorFlow's C++ log without the lines of a healthy CPU run (runtime/native_log.py)
+        with known_lines_filtered() if warm == "tensorflow" else nullcontext():
+            main(sys.argv[1:])
     except PipelineError as exc:
         hint = restore_hint()
         print(f"error: {str(exc).rstrip('.') + '.' if hint else exc}{hint}", file=sys.stderr)
