@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import requests
 import yaml
 from mlflow.exceptions import MlflowException
 
+from keras_exercises.tracking.failures import WAIT_ENV
 from tests.conftest import (
     NATIVE_LOG_NOISE,
     answers_and_metrics,
@@ -33,6 +35,7 @@ from tests.support.project_copy import ROOT, copy_project, git, set_params
 from tests.support.services import (
     READER,
     TEAM_SCRIPT,
+    free_port,
     team_script,
     team_script_fails,
     team_servers,
@@ -285,7 +288,7 @@ def test_only_the_team_gets_in_a_reader_only_reads_and_no_secret_shows(team, mac
     # -ww: whole command lines, however long (ps cuts them at 80 columns otherwise)
     ps = ["ps", "-eo", "args", "-ww"]
     shown = subprocess.run(ps, capture_output=True, text=True).stdout
-    assert "--app-name basic-auth" in shown
+    assert "--app-name team-auth" in shown
     written = [
         path
         for clone in (a, b)
@@ -315,35 +318,131 @@ def restore_named(team, clone: Path, output: str) -> None:
     team_dvc(team, clone, *command.split()[1:])
 
 
-def test_the_server_down_before_a_stage_then_killed_mid_training(team, machines):
+def test_the_server_down_past_the_wait_fails_and_a_restart_mid_stage_is_waited_out(team, machines):
     _, b = machines
     before = user_files(b)
     team.stop()
     try:
         set_rate(b, 0.005)
-        started = time.monotonic()
-        output = dvc_fails(b, "repro", env=env_of(team, b))
-        assert time.monotonic() - started < 60
-        assert f"cannot use the MLflow tracking store at {team.url}" in output
+        output = dvc_fails(b, "repro", env={**env_of(team, b), WAIT_ENV: "3"})
+        assert (
+            f"the MLflow tracking server at {team.url} did not answer while connecting "
+            "(connection refused), and was not back within 3 s" in output
+        )
         assert "Epoch 1/" not in output
         restore_named(team, b, output)
         assert user_files(b) == before
     finally:
         team.start()
 
-    set_rate(b, 0.006, epochs=40)
-    output = at_epoch_3(["dvc", "repro"], b, env_of(team, b), lambda process: team.stop())
-    assert f"lost the MLflow tracking store at {team.url} midway" in output
-    restore_named(team, b, output)
-    assert user_files(b) == before
+    # bob's login in the URI this time: MLflow prints its URI in every run's link
+    env = env_of(team, b)
+    password = env.pop("MLFLOW_TRACKING_PASSWORD")
+    user = env.pop("MLFLOW_TRACKING_USERNAME")
+    env["MLFLOW_TRACKING_URI"] = team.url.replace("://", f"://{user}:{password}@")
 
-    team.start()
+    def restart(process) -> None:
+        team.stop()
+        time.sleep(5)  # away while the training ends and the stage starts to log it
+        team.start()
+
+    set_rate(b, 0.006, epochs=40)
+    output = at_epoch_3(["dvc", "repro"], b, env, restart, succeeds=True)
+    waited = f"The MLflow tracking server at {team.url} does not answer (no connection)"
+    assert output.count(waited) == 1, output
+    assert f"The MLflow tracking server at {team.url} answers again" in output
+    assert password not in output and f"{user}:" not in output
+    run = json.loads((b / "outputs/ex1/seed42/run.json").read_text())
     client = mlflow.MlflowClient(team.url)
-    experiment = client.get_experiment_by_name("keras-exercises")
-    (orphan,) = client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'")
-    team_dvc(team, b, "repro")  # succeeds once the server is back, and ends the orphan
-    assert client.get_run(orphan.info.run_id).info.status == "KILLED"
+    logged = client.get_run(run["run_id"])
+    assert logged.info.status == "FINISHED"
+    assert logged.data.metrics["epochs_run"] == 40 and "evaluation.png" in {
+        a.path for a in client.list_artifacts(run["run_id"])
+    }
+    assert (
+        client.get_model_version("keras-exercises-ex1", run["model_version"]).run_id
+        == (run["run_id"])
+    )
     assert '"epochs_run": 40' in (b / "outputs/ex1/seed42/metrics.json").read_text()
+
+
+def stage_fails(project: Path, env: dict[str, str]) -> str:
+    """`python -m stages.train ex1 42` by hand in `project`, which has no data: a failure
+    that is not the missing data came before any data was loaded."""
+    done = subprocess.run(
+        [sys.executable, "-m", "stages.train", "ex1", "42"],
+        cwd=project,
+        env={**env, "KERAS_EXERCISES_WARM": "0"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "prepare@ex1" not in done.stderr
+    return done.stdout + done.stderr
+
+
+def test_each_tracking_failure_names_its_cause_before_any_data_is_loaded(team, tmp_path):
+    project = copy_project(tmp_path / "no-data")
+    bob = team.user_env("bob")
+    untrusted = {k: v for k, v in bob.items() if k != "MLFLOW_TRACKING_SERVER_CERT_PATH"}
+    said = stage_fails(project, untrusted)
+    assert f"cannot verify the TLS certificate of the MLflow tracking server at {team.url}" in said
+    assert "(CERTIFICATE_VERIFY_FAILED)" in said
+    assert "set MLFLOW_TRACKING_SERVER_CERT_PATH to that CA's certificate" in said
+
+    said = stage_fails(project, {**bob, "MLFLOW_TRACKING_PASSWORD": "not bob's"})
+    assert f"the MLflow tracking server at {team.url} did not accept the login 'bob'" in said
+    assert "Set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD" in said
+
+    said = stage_fails(project, team.user_env(READER))
+    assert f"the login '{READER}' may not write to the MLflow tracking server" in said
+    assert "a reader (READ) can only look" in said and "tools/team.sh add-user NAME" in said
+
+    closed = {**bob, "MLFLOW_TRACKING_URI": f"https://127.0.0.1:{free_port()}", WAIT_ENV: "0"}
+    assert "did not answer while connecting (connection refused)" in stage_fails(project, closed)
+    for secret in team.secrets():
+        assert secret not in said
+
+
+def test_the_teams_experiment_and_models_stay_the_teams(team, tmp_path, monkeypatch):
+    """A teammate's EDIT logs runs, and would rename the experiment too (MLflow's same
+    "update"): the server's team-auth app refuses that to anyone but an admin."""
+    for name, value in team.user_env("bob").items():
+        monkeypatch.setenv(name, value)
+    bob = mlflow.MlflowClient(team.url)
+    experiment = bob.get_experiment_by_name("keras-exercises")
+    # deleting takes MANAGE, which MLflow refuses a teammate itself; renaming is refused here
+    for change, ours in (
+        (lambda: bob.rename_experiment(experiment.experiment_id, "mine"), True),
+        (lambda: bob.rename_registered_model("keras-exercises-ex1", "mine"), True),
+        (lambda: bob.delete_experiment(experiment.experiment_id), False),
+        (lambda: bob.delete_registered_model("keras-exercises-ex2"), False),
+    ):
+        with pytest.raises(MlflowException) as refused:
+            change()
+        assert refused.value.error_code == "PERMISSION_DENIED"
+        said = "is the team's: only an admin renames or deletes it"
+        assert (said in str(refused.value)) == ours, refused.value
+    # what is bob's own stays MLflow's to decide
+    own = bob.create_experiment(f"bob's trials {time.time_ns()}")
+    bob.rename_experiment(own, f"bob's renamed trials {time.time_ns()}")
+
+    # renamed all the same (by an admin): a teammate's run makes no experiment of its own
+    admin = team.user_env("admin")
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", admin["MLFLOW_TRACKING_PASSWORD"])
+    client = mlflow.MlflowClient(team.url)
+    client.rename_experiment(experiment.experiment_id, "keras-exercises (old)")
+    try:
+        said = stage_fails(copy_project(tmp_path / "no-data"), team.user_env("bob"))
+        assert (
+            f"the experiment keras-exercises is missing on the MLflow tracking server at "
+            f"{team.url} (renamed or deleted): an admin restores it" in said
+        )
+        assert client.get_experiment_by_name("keras-exercises") is None
+    finally:
+        client.rename_experiment(experiment.experiment_id, "keras-exercises")
 
 
 def test_postgres_restarted_between_stages_then_storage_down_during_dvc_push(team, machines):

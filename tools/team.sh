@@ -90,7 +90,9 @@ INI
     for name in "${names[@]}"; do
         allowed+="$name,$name:$port," origins+="$scheme://$name:$port,"
     done
-    exec mlflow server --app-name basic-auth --host "$host" --port "$port" \
+    # team-auth: MLflow's basic-auth app, and only admins rename or delete the team's
+    # experiment and models (keras_exercises/tracking/team_app.py)
+    exec mlflow server --app-name team-auth --host "$host" --port "$port" \
         --allowed-hosts "${allowed%,}" --cors-allowed-origins "${origins%,}" \
         --uvicorn-opts "$uvicorn"
     ;;
