@@ -25,6 +25,11 @@ WRITE_ONLY = {
     "keras_exercises/runtime/warm_server.py",
     # how a new MLflow store gets MLflow's empty schema (a copy), not what a run records
     "keras_exercises/tracking/empty_store.py",
+    # how long a stage waits for a tracking server, and what it says when one fails
+    "keras_exercises/tracking/outages.py",
+    "keras_exercises/tracking/failures.py",
+    # which of TensorFlow's log lines reach the terminal
+    "keras_exercises/runtime/native_log.py",
 }
 # what report_pages.py renders: a change to a template reruns the report
 TEMPLATES = "keras_exercises/templates"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import subprocess
 import sys
 import time
@@ -321,7 +322,11 @@ def restore_named(team, clone: Path, output: str) -> None:
 def test_the_server_down_past_the_wait_fails_and_a_restart_mid_stage_is_waited_out(team, machines):
     _, b = machines
     before = user_files(b)
+    server = psutil.Process(team.process.pid).children(recursive=True)
+    (auth_file,) = {p.environ().get("MLFLOW_AUTH_CONFIG_PATH") for p in server} - {None}
+    assert Path(auth_file).is_file()
     team.stop()
+    assert not Path(auth_file).parent.exists()  # nothing of the server is left in /tmp
     try:
         set_rate(b, 0.005)
         output = dvc_fails(b, "repro", env={**env_of(team, b), WAIT_ENV: "3"})
@@ -364,6 +369,43 @@ def test_the_server_down_past_the_wait_fails_and_a_restart_mid_stage_is_waited_o
         == (run["run_id"])
     )
     assert '"epochs_run": 40' in (b / "outputs/ex1/seed42/metrics.json").read_text()
+
+
+def test_add_user_again_completes_an_addition_and_resets_a_password(team, monkeypatch):
+    from mlflow.server import get_app_client
+
+    admin = team.user_env("admin")
+    first, second = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+    here = team.log.parent
+    said = team_script(here, {**admin, "TEAM_USER_PASSWORD": first}, "add-user", "carol")
+    granted = [f"EDIT on keras-exercises-ex{i}" for i in range(1, 7)]
+    assert said.strip() == "carol on keras-exercises and its models: " + ", ".join(
+        ["created", "EDIT on keras-exercises", *granted]
+    )
+    said = team_script(here, admin, "add-user", "carol")  # no password needed: she exists
+    assert said.strip() == "carol on keras-exercises and its models: nothing was missing"
+
+    # an addition that stopped midway: one grant missing
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.setenv(name, admin[name])
+    get_app_client("basic-auth", tracking_uri=team.url).revoke_user_permission(
+        "carol", "registered_model", "keras-exercises-ex3"
+    )
+    said = team_script(here, admin, "add-user", "carol")
+    assert said.strip() == "carol on keras-exercises and its models: EDIT on keras-exercises-ex3"
+
+    reset = {**admin, "TEAM_USER_PASSWORD": second}
+    said = team_script(here, reset, "add-user", "--reset-password", "carol")
+    assert said.strip() == "carol on keras-exercises and its models: password reset"
+    answer = requests.get(
+        f"{team.url}/api/2.0/mlflow/experiments/get-by-name",
+        params={"experiment_name": "keras-exercises"},
+        auth=("carol", second),
+        verify=str(team.cert),
+        timeout=10,
+    )
+    assert answer.status_code == 200
+    assert first not in said and second not in said
 
 
 def stage_fails(project: Path, env: dict[str, str]) -> str:

@@ -3,8 +3,9 @@
 # file as it is; tests/test_team.py runs it against real servers, so the two cannot drift.
 #
 #   tools/team.sh server          the team's MLflow server (on one machine, left running)
-#   tools/team.sh add-user [--reader] NAME
-#                                 a teammate (runs, model versions, aliases) or a reader
+#   tools/team.sh add-user [--reader] [--reset-password] NAME
+#                                 a teammate (runs, model versions, aliases) or a reader;
+#                                 again for one who exists: grants what is missing
 #   tools/team.sh remote          the repository's DVC remote (once; then commit .dvc/config)
 #   tools/team.sh share [EXP...]  after a run: commits, outputs, run-cache, experiments
 #   tools/team.sh sync [EXP...]   in any clone, on any machine: every output of the
@@ -18,9 +19,10 @@
 #   MLFLOW_AUTH_ADMIN_PASSWORD  the first admin's password (user "admin"), on the first start
 #   TEAM_ARTIFACTS      where the server keeps artifacts, e.g. s3://team-bucket/mlflow
 #   TEAM_TLS_CERT, TEAM_TLS_KEY  the server's certificate and key: HTTPS only
-#   TEAM_HOST, TEAM_PORT   where it listens (default 127.0.0.1 and 5000)
+#   TEAM_HOST, TEAM_PORT   where it listens (default 127.0.0.1 and 5000); without a
+#                       certificate, only on this machine (for a reverse proxy here)
 #   TEAM_ALLOWED_HOSTS  the names clients use for it, comma-separated (default TEAM_HOST)
-#   TEAM_USER_PASSWORD  add-user: the new user's password (run as an admin)
+#   TEAM_USER_PASSWORD  add-user: the new user's password, or the new one (run as an admin)
 #   TEAM_REMOTE         the DVC remote, e.g. s3://team-bucket/dvc
 #   S3_ENDPOINT         endpoint URL of S3-compatible storage that isn't AWS (optional)
 # The server and DVC need storage credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY,
@@ -30,30 +32,10 @@ set -euo pipefail
 
 case "${1:-}" in
 server)
-    for uri in "$TEAM_DATABASE" "$TEAM_AUTH_DATABASE"; do
-        if [[ "$uri" =~ ://[^/@]*:[^/@]*@ ]]; then
-            echo "A database URI holds a password: take it out, and give it in PGPASSWORD or ~/.pgpass." >&2
-            exit 2
-        fi
-    done
     host=${TEAM_HOST:-127.0.0.1} port=${TEAM_PORT:-5000}
-    if ! [[ "$port" =~ ^[0-9]+$ ]] || ((10#$port < 1 || 10#$port > 65535)); then
-        echo "TEAM_PORT is '$port': give a port number from 1 to 65535." >&2
-        exit 2
-    fi
-    # `mlflow server` on an address it cannot listen on logs why, then exits 0 all the same
-    python - "$host" "$port" <<'PY'
-import socket, sys
-host, port = sys.argv[1], int(sys.argv[2])
-with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
-    try:
-        probe.bind((host, port))
-    except OSError as error:
-        sys.exit(f"The team's server cannot listen on {host}:{port} ({error.strerror}): stop the "
-                 "server listening there, or set TEAM_PORT to a free port (TEAM_HOST to an "
-                 "address of this machine).")
-PY
+    # what `mlflow server` would take and run unsafely, or fail to start and exit 0: a
+    # password in a database URI, no TLS off this machine, a port it cannot listen on
+    python -m keras_exercises.tracking.team_server_checks "$host" "$port"
     # through MLflow's environment variables: a command line is there for anyone's `ps`
     export MLFLOW_BACKEND_STORE_URI="$TEAM_DATABASE"
     export MLFLOW_ARTIFACTS_DESTINATION="$TEAM_ARTIFACTS"  # proxied: clients need no keys
@@ -67,13 +49,15 @@ PY
     # (LLM judges, trace archival): nothing this project logs uses it
     export MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false
     # auth_cache_ttl_seconds: each worker checks a login's password (a slow hash, by
-    # design) once a minute, not on every request (docs/team.md)
-    MLFLOW_AUTH_CONFIG_PATH=$(mktemp -d)/basic_auth.ini
-    export MLFLOW_AUTH_CONFIG_PATH
+    # design) once a minute, not on every request (docs/team.md). The file lives as long as
+    # the server (the trap); ConfigParser reads % as the start of a reference: each doubled
+    auth_dir=$(mktemp -d)
+    trap 'rm -rf "$auth_dir"' EXIT
+    export MLFLOW_AUTH_CONFIG_PATH=$auth_dir/basic_auth.ini
     cat >"$MLFLOW_AUTH_CONFIG_PATH" <<INI
 [mlflow]
 default_permission = NO_PERMISSIONS
-database_uri = $TEAM_AUTH_DATABASE
+database_uri = ${TEAM_AUTH_DATABASE//%/%%}
 admin_username = admin
 authorization_function = mlflow.server.auth:authenticate_request_basic_auth
 auth_cache_ttl_seconds = 60
@@ -91,10 +75,17 @@ INI
         allowed+="$name,$name:$port," origins+="$scheme://$name:$port,"
     done
     # team-auth: MLflow's basic-auth app, and only admins rename or delete the team's
-    # experiment and models (keras_exercises/tracking/team_app.py)
-    exec mlflow server --app-name team-auth --host "$host" --port "$port" \
+    # experiment and models (keras_exercises/tracking/team_app.py). Not exec'd: this shell
+    # stays to remove the auth file once the server ends; stopping it stops the server first
+    mlflow server --app-name team-auth --host "$host" --port "$port" \
         --allowed-hosts "${allowed%,}" --cors-allowed-origins "${origins%,}" \
-        --uvicorn-opts "$uvicorn"
+        --uvicorn-opts "$uvicorn" &
+    server=$!
+    trap 'kill -TERM "$server" 2>/dev/null' TERM INT HUP
+    status=0
+    wait "$server" || status=$?
+    while kill -0 "$server" 2>/dev/null; do wait "$server" || status=$?; done
+    exit "$status"
     ;;
 add-user)
     shift

@@ -99,7 +99,10 @@ class Postgres:
         self.port = free_port()
         self.password = secrets.token_urlsafe(16)
         self.uri = f"postgresql://mlflow@127.0.0.1:{self.port}/mlflow"
-        self.auth_uri = f"postgresql://mlflow@127.0.0.1:{self.port}/mlflow_auth"
+        # a % in it, as URIs have (encoded characters), which MLflow's auth file must escape
+        self.auth_uri = (
+            f"postgresql://mlflow@127.0.0.1:{self.port}/mlflow_auth?application_name=team%20auth"
+        )
 
     def _run(self, program: str, *args: str, stdin: str | None = None) -> None:
         command = _as_postgres([str(POSTGRES_BIN / program), *args])
