@@ -1,5 +1,5 @@
-"""The `keras-exercises` command: `compare [A [B]] [--json]` and
-`sweep [--address ADDRESS] [-n NAME] [-S OVERRIDE]... [--json]`."""
+"""The `keras-exercises` command: `compare [A [B]] [--json]`,
+`sweep [--address ADDRESS] [-n NAME] [-S OVERRIDE]... [--json]` and `warm [stop]`."""
 
 from __future__ import annotations
 
@@ -66,9 +66,25 @@ def main(argv: list[str] | None = None) -> int:
         "key=range(1,4); the grid is the product of all of them",
     )
     sweep_parser.add_argument("--json", action="store_true", help="the final table as JSON")
+    warm_parser = commands.add_parser(
+        "warm",
+        help="the warm interpreters that run the stages: list them, or stop them",
+        description=(
+            "Stages that import TensorFlow or MLflow run in a child of a warm interpreter, "
+            "which exits on its own after KERAS_EXERCISES_WARM_IDLE seconds (300) without "
+            "a stage. Lists each with its pid, what it preloads, the memory ending it frees "
+            "and when it exits; `stop` ends them once their running stages finish."
+        ),
+    )
+    warm_parser.add_argument("action", nargs="?", choices=["stop"], help="end them")
     args = parser.parse_args(argv)
     if args.command == "sweep":
         return _sweep(args)
+    if args.command == "warm":
+        from keras_exercises.runtime import warm_status
+
+        print(warm_status.stop() if args.action == "stop" else warm_status.status())
+        return 0
     try:
         statistics = load_params().statistics
         a, b = (Revision(None if rev == WORKSPACE else rev) for rev in (args.a, args.b))

@@ -5,6 +5,7 @@ the server a light preload (json) and a stand-in stage module, so they take seco
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -18,31 +19,33 @@ from pathlib import Path
 import psutil
 import pytest
 
-from keras_exercises.runtime import warm_start
+from keras_exercises.runtime import warm_start, warm_status
 
 ROOT = Path(__file__).resolve().parents[1]
 
 STAGE = """
 import gc, json, os, sys, time
 print(json.dumps({"cwd": os.getcwd(), "argv": sys.argv[1:], "pid": os.getpid(),
-                  "server": os.getppid(), "color": os.environ.get("COLOR"),
+                  "server": os.getppid(), "stage": os.environ.get("DVC_STAGE"),
                   "stdin": sys.stdin.read(),
                   "warmed": getattr(sys.modules.get("warmup"), "WARMED", None),
                   "frozen": gc.get_freeze_count(), "nice": os.nice(0),
                   "import_nice": getattr(sys.modules.get("slow_import"), "NICE", None)}),
       flush=True)
 print("to stderr", file=sys.stderr)
-if os.environ.get("SLEEP"):
+if os.environ.get("KERAS_EXERCISES_FAKE_SLEEP"):
     open("started", "w").close()
-    time.sleep(float(os.environ["SLEEP"]))
-sys.exit(int(os.environ.get("CODE", "0")))
+    time.sleep(float(os.environ["KERAS_EXERCISES_FAKE_SLEEP"]))
+if os.environ.get("KERAS_EXERCISES_FAKE_SIGNAL"):
+    os.kill(os.getpid(), int(os.environ["KERAS_EXERCISES_FAKE_SIGNAL"]))
+sys.exit(int(os.environ.get("KERAS_EXERCISES_FAKE_CODE", "0")))
 """
 
 # what a stage's process runs: hand the stage module over, exit with its code
 CLIENT = textwrap.dedent(
     """
     import os, sys
-    from keras_exercises.runtime import warm_start
+    from keras_exercises.runtime import warm_start, warm_status
     code = warm_start.hand_off("fake_stage", preload=(os.environ.get("PRELOAD", "json"),))
     sys.exit(99 if code is None else code)
     """
@@ -51,7 +54,7 @@ CLIENT = textwrap.dedent(
 EARLY = textwrap.dedent(
     """
     import os
-    from keras_exercises.runtime import warm_start
+    from keras_exercises.runtime import warm_start, warm_status
     preload = (os.environ.get("PRELOAD", "json"),)
     if os.environ.get("BACKGROUND"):
         warm_start.start_early(now=(), in_background=(preload,))
@@ -77,10 +80,11 @@ def stage_dir(tmp_path, monkeypatch):
 
 
 def _servers(runtime: Path) -> list[psutil.Process]:
+    """The test's servers: their socket folder in their name in `ps` (or, before they name
+    themselves, in their arguments)."""
     found = []
     for process in psutil.process_iter(["cmdline"]):
-        cmdline = process.info["cmdline"] or []
-        if any(str(runtime) in part for part in cmdline):
+        if str(runtime) in " ".join(process.info["cmdline"] or []):
             found.append(process)
     return found
 
@@ -117,20 +121,24 @@ def wait_for(path: Path, timeout: float = 30) -> None:
 
 
 def test_a_handed_stage_runs_as_the_client_would_and_the_server_is_reused(stage_dir):
-    first = run_client(stage_dir, {"COLOR": "blue", "CODE": "3"}, input="typed")
-    second = run_client(stage_dir, {"COLOR": "green"}, input="")
+    # DVC names each stage in its environment: one server for both, each child its own
+    first = run_client(
+        stage_dir, {"DVC_STAGE": "train@ex1-42", "KERAS_EXERCISES_FAKE_CODE": "3"}, input="typed"
+    )
+    second = run_client(stage_dir, {"DVC_STAGE": "train@ex2-42"}, input="")
 
     assert first.returncode == 3 and second.returncode == 0
     one, two = json.loads(first.stdout), json.loads(second.stdout)
     assert one["cwd"] == str(stage_dir)
     assert one["argv"] == ["first", "second"]
-    assert (one["color"], two["color"]) == ("blue", "green")  # each stage its own environment
+    assert (one["stage"], two["stage"]) == ("train@ex1-42", "train@ex2-42")
     assert one["stdin"] == "typed"
     assert "to stderr" in first.stderr
     assert one["server"] == two["server"]  # one warm server, a child per stage
     assert one["pid"] != two["pid"]
+    # named in `ps` for what it is
     server = psutil.Process(one["server"])
-    assert "warm_server.py" in " ".join(server.cmdline())
+    assert " ".join(server.cmdline()).startswith(f"{warm_status.TITLE} (json; Python ")
 
 
 def test_a_preload_may_call_what_a_library_would_do_on_first_use(stage_dir):
@@ -159,11 +167,11 @@ def test_the_servers_environment_holds_no_credentials(stage_dir):
 
 
 def test_a_signal_to_the_client_reaches_the_stage(stage_dir):
-    client = start_client(stage_dir, {"SLEEP": "60"})
+    client = start_client(stage_dir, {"KERAS_EXERCISES_FAKE_SLEEP": "60"})
     wait_for(stage_dir / "started")
     client.send_signal(signal.SIGTERM)
 
-    assert client.wait(timeout=30) == 128 + signal.SIGKILL  # died of it: no exit code came
+    assert client.wait(timeout=30) == 128 + signal.SIGTERM  # died of it, as a shell says
     stage = json.loads(client.stdout.readline())
     try:
         alive = psutil.Process(stage["pid"]).status() != psutil.STATUS_ZOMBIE
@@ -173,7 +181,7 @@ def test_a_signal_to_the_client_reaches_the_stage(stage_dir):
 
 
 def test_a_client_killed_outright_takes_its_stage_with_it(stage_dir):
-    client = start_client(stage_dir, {"SLEEP": "60"})
+    client = start_client(stage_dir, {"KERAS_EXERCISES_FAKE_SLEEP": "60"})
     wait_for(stage_dir / "started")
     stage = psutil.Process(json.loads(client.stdout.readline())["pid"])
     client.kill()
@@ -219,7 +227,7 @@ def test_a_runtime_folder_others_can_enter_is_refused_and_the_stage_runs_here(st
     done = run_client(stage_dir)
 
     assert done.returncode == 99  # hand_off gave None: the caller runs the stage itself
-    assert "not this user's alone" in done.stdout
+    assert "is not a folder of this user's alone" in done.stdout
 
 
 def test_a_sitecustomize_runs_in_the_stage_with_the_stages_environment(stage_dir):
@@ -228,14 +236,14 @@ def test_a_sitecustomize_runs_in_the_stage_with_the_stages_environment(stage_dir
     hooks = stage_dir / "hooks"
     hooks.mkdir()
     (hooks / "sitecustomize.py").write_text(
-        "import os\nos.environ['COLOR'] = 'hooked ' + os.environ.get('SHADE', 'none')\n"
+        "import os\nos.environ['DVC_STAGE'] = 'hooked ' + os.environ.get('DVC_ROOT', 'none')\n"
     )
     python_path = os.pathsep.join([str(hooks), str(ROOT)])
-    first = run_client(stage_dir, {"PYTHONPATH": python_path, "SHADE": "dark"})
-    second = run_client(stage_dir, {"PYTHONPATH": python_path, "SHADE": "light"})
+    first = run_client(stage_dir, {"PYTHONPATH": python_path, "DVC_ROOT": "dark"})
+    second = run_client(stage_dir, {"PYTHONPATH": python_path, "DVC_ROOT": "light"})
 
-    assert json.loads(first.stdout)["color"] == "hooked dark"
-    assert json.loads(second.stdout)["color"] == "hooked light"
+    assert json.loads(first.stdout)["stage"] == "hooked dark"
+    assert json.loads(second.stdout)["stage"] == "hooked light"
     assert json.loads(first.stdout)["server"] == json.loads(second.stdout)["server"]
 
 
@@ -393,3 +401,183 @@ def test_ctrl_c_while_a_stage_waits_for_its_server_stops_it_in_one_line(stage_di
     out, err = stage.communicate(timeout=30)
     assert stage.returncode == 130, err
     assert err.strip() == "stopped by signal 2." and out == ""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGABRT, signal.SIGSEGV, signal.SIGKILL])
+def test_a_stage_killed_by_a_signal_ends_its_client_as_a_cold_process_would(stage_dir, signum):
+    """128 + the signal, as a shell reports a process of its own: a native crash is not
+    taken for the out-of-memory killer's SIGKILL."""
+    done = run_client(stage_dir, {"KERAS_EXERCISES_FAKE_SIGNAL": str(int(signum))})
+    assert done.returncode == 128 + signum, done.stderr
+
+
+def test_a_failing_sitecustomize_is_reported_and_the_stage_runs(stage_dir):
+    """As Python's site module does in a process of its own."""
+    hooks = stage_dir / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text("raise RuntimeError('a broken hook')\n")
+    done = run_client(stage_dir, {"PYTHONPATH": os.pathsep.join([str(hooks), str(ROOT)])})
+    assert done.returncode == 0
+    assert "Error in sitecustomize; set PYTHONVERBOSE for traceback:" in done.stderr
+    assert "RuntimeError: a broken hook" in done.stderr
+
+
+def test_a_stage_the_server_cannot_set_up_runs_here_and_says_why(stage_dir):
+    client = CLIENT.replace("import os, sys", "import os, sys\nos.getcwd = lambda: '/gone'")
+    done = subprocess.run(
+        [sys.executable, "-c", client],
+        cwd=stage_dir,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 99  # hand_off gave None: the caller runs the stage itself
+    assert "the warm interpreter could not set up the stage: FileNotFoundError" in done.stdout
+
+
+def test_the_idle_time_counts_from_the_last_stage_end(stage_dir):
+    env = {"KERAS_EXERCISES_WARM_IDLE": "2", "KERAS_EXERCISES_FAKE_SLEEP": "3"}
+    done = run_client(stage_dir, env)
+    server = psutil.Process(json.loads(done.stdout.splitlines()[0])["server"])
+    assert server.is_running()  # 3 s of stage were not its idle time
+    server.wait(timeout=15)  # then it idles out
+
+
+def test_a_library_upgraded_in_place_gets_a_new_server(stage_dir):
+    """Every distribution's installed version is part of the server's identity."""
+    site = stage_dir / "site"
+    (site / "fakelib-1.0.dist-info").mkdir(parents=True)
+    env = {"PYTHONPATH": os.pathsep.join([str(site), str(ROOT)])}
+    before = json.loads(run_client(stage_dir, env).stdout)["server"]
+    (site / "fakelib-1.0.dist-info").rename(site / "fakelib-1.1.dist-info")
+    after = json.loads(run_client(stage_dir, env).stdout)["server"]
+    assert before != after
+
+
+def test_a_runtime_folder_that_is_a_link_is_refused(stage_dir):
+    """Someone else's link in /tmp, named as the folder would be: not followed."""
+    target = stage_dir / "elsewhere"
+    target.mkdir(mode=0o700)
+    link = (stage_dir / "runtime").resolve() / f"keras-exercises-warm-{os.getuid()}"
+    link.symlink_to(target)
+    done = run_client(stage_dir)
+    assert done.returncode == 99
+    assert "is not a folder of this user's alone" in done.stdout
+    assert not list(target.iterdir())
+
+
+def test_the_sockets_live_in_the_users_runtime_folder_where_there_is_one(stage_dir, tmp_path):
+    runtime = Path(tempfile.mkdtemp(prefix="xdg-", dir="/tmp"))
+    try:
+        done = run_client(stage_dir, {"XDG_RUNTIME_DIR": str(runtime)})
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert list((runtime / "keras-exercises-warm").glob("*.sock"))
+    finally:
+        for server in _servers(runtime):
+            server.kill()
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+def test_warm_lists_the_servers_and_warm_stop_ends_them(stage_dir):
+    server = psutil.Process(json.loads(run_client(stage_dir).stdout)["server"])
+    command = [sys.executable, "-m", "keras_exercises.cli", "warm"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    listed = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    (line,) = [line for line in listed.splitlines() if line.split()[0] == str(server.pid)]
+    assert " json " in line and " MB  idle " in line and "exits in" in line
+    assert "`keras-exercises warm stop` ends them" in listed
+
+    stopped = subprocess.run(
+        [*command, "stop"], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert stopped.strip() == "Stopped 1 warm interpreter(s)."
+    assert not server.is_running() or server.status() == psutil.STATUS_ZOMBIE
+    runtime = (stage_dir / "runtime").resolve()
+    assert not list(runtime.glob("keras-exercises-warm-*/*.sock"))  # nor its state file
+    assert not list(runtime.glob("keras-exercises-warm-*/*.sock.json"))
+    listed = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    assert listed.startswith("No warm interpreter is running")
+
+
+@pytest.mark.slow
+def test_every_variable_the_preloads_read_at_import_makes_a_server_of_its_own(tmp_path):
+    """Warm equals cold: the libraries a server preloads (both kinds), imported with every
+    lookup of os.environ recorded, read none of the variables a server leaves out of its
+    identity (DVC's per-stage ones, this project's, logins). A library that starts reading
+    one at import fails this test, not a stage."""
+    probe = textwrap.dedent(
+        """
+        import importlib, json, os, sys
+        read = set()
+        get, contains = os._Environ.__getitem__, os._Environ.__contains__
+        os._Environ.__getitem__ = lambda self, key: read.add(key) or get(self, key)
+        os._Environ.__contains__ = lambda self, key: read.add(key) or contains(self, key)
+        from keras_exercises.runtime.warm_start import PRELOADS
+        for entry in {p for kind in PRELOADS.values() for p in kind}:
+            module, _, function = entry.partition(":")
+            imported = importlib.import_module(module)
+            if function:
+                getattr(imported, function)()
+        print(json.dumps(sorted(k for k in read if isinstance(k, str))))
+        """
+    )
+    # only what a lookup names is recorded: a copy of the environment reads what is in it
+    minimal = {k: os.environ[k] for k in ("PATH", "HOME") if k in os.environ}
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        env={**minimal, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    read = json.loads(done.stdout.splitlines()[-1])
+    assert "MLFLOW_LOGGING_LEVEL" in read and "TF_USE_LEGACY_KERAS" in read  # it records
+    assert [name for name in read if not warm_start._shapes_imports(name)] == []
+
+
+def test_what_the_running_test_is_called_makes_no_server_of_its_own(stage_dir):
+    """MLflow reads PYTEST_CURRENT_TEST at import for whether it is set, never its value."""
+    named = {"PYTEST_CURRENT_TEST": "tests/a.py::test_one (call)"}
+    one = json.loads(run_client(stage_dir, named).stdout)["server"]
+    named = {"PYTEST_CURRENT_TEST": "tests/a.py::test_two (call)"}
+    assert json.loads(run_client(stage_dir, named).stdout)["server"] == one
+    unset = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+    done = subprocess.run(
+        [sys.executable, "-c", CLIENT],
+        cwd=stage_dir,
+        env={**unset, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert json.loads(done.stdout)["server"] != one
+
+
+@pytest.mark.slow
+def test_an_mlflow_setting_read_at_import_is_what_a_cold_process_reads(stage_dir):
+    """MLflow sets its loggers' level from MLFLOW_LOGGING_LEVEL when it is imported: a stage
+    run warm after another level's stage sees its own, as a process of its own would."""
+    (stage_dir / "mlflow_level.py").write_text(
+        "import logging, mlflow\nprint(logging.getLogger('mlflow').level)\n"
+    )
+    client = CLIENT.replace('"fake_stage"', '"mlflow_level"')
+
+    def level_seen(level: str, *command: str) -> str:
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "PRELOAD": "mlflow"}
+        env["MLFLOW_LOGGING_LEVEL"] = level
+        return subprocess.run(
+            command, cwd=stage_dir, env=env, capture_output=True, text=True, timeout=120
+        ).stdout.strip()
+
+    levels = {
+        level: (
+            level_seen(level, sys.executable, "-c", client),  # warm
+            level_seen(level, sys.executable, "mlflow_level.py"),  # cold
+        )
+        for level in ("WARNING", "DEBUG")
+    }
+    assert levels["WARNING"][0] == levels["WARNING"][1] == str(logging.WARNING)
+    assert levels["DEBUG"][0] == levels["DEBUG"][1] == str(logging.DEBUG)

@@ -30,6 +30,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 
 # how a message travels: 4-byte big-endian length, then that many bytes
 _LENGTH = struct.Struct(">I")
@@ -95,6 +96,7 @@ def serve(
     background: bool = False,
 ) -> None:
     sys.path[1:1] = [entry for entry in python_path.split(os.pathsep) if entry]
+    _name_the_process(path, preload)
     if background:
         _at_lowest_priority(_import, preload)
         background_lock, lock_fd = lock_fd, _claim(path)
@@ -116,25 +118,136 @@ def serve(
     os.rename(temporary, path)
     bound = os.stat(path).st_ino
     os.close(lock_fd)  # its taker has closed its own descriptor: this frees the lock
-    listener.settimeout(idle_seconds)
-    # children are reaped by the kernel; each child sets SIGCHLD back for its own subprocesses
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    stages = _Stages(path, preload, idle_seconds)
+
+    def stop(signum: int, frame: object) -> None:
+        # `keras-exercises warm stop`: no new stage, and the running ones end as they would
+        stages.stopping = True
+        if stages.accepting:  # out of accept(), which would otherwise wait on
+            raise _Stopped
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGCHLD, lambda signum, frame: stages.reap())
     try:
-        while True:
+        while not stages.stopping:
+            left = stages.idle_left()
+            if left == 0:
+                return  # idle long enough since the last stage ended: the next starts anew
+            # never without a timeout: a stage that ends starts the idle time, and only a
+            # timeout comes back to look at it
+            listener.settimeout(idle_seconds if left is None else left)
+            stages.accepting = True
             try:
                 conn, _ = listener.accept()
             except TimeoutError:
-                return  # idle long enough: the next stage starts a new one
-            if os.fork() == 0:
-                listener.close()
-                _become_stage(conn)  # never returns
-            conn.close()
+                continue
+            except _Stopped:
+                break
+            finally:
+                stages.accepting = False
+            stages.start(conn)
     finally:
         # only this server's own socket: a newer server may have taken the path since
         with contextlib.suppress(FileNotFoundError):
             if os.stat(path).st_ino == bound:
                 os.unlink(path)
         listener.close()
+        stages.wait_all()
+        stages.forget()
+
+
+class _Stopped(Exception):
+    """SIGTERM while the server waits for a stage."""
+
+
+class _Stages:
+    """The stages this server runs: each a forked child, whose exit status goes back to its
+    client once the server has reaped it (a stage killed by a signal cannot say so itself),
+    and the state `keras-exercises warm` reads: pid, what it holds, its idle time."""
+
+    def __init__(self, path: str, preload: list[str], idle_seconds: float) -> None:
+        self.state = f"{path}.json"
+        self.preload, self.idle_seconds = preload, idle_seconds
+        self.running: dict[int, socket.socket] = {}
+        self.stopping = self.accepting = False
+        self.last_end = time.time()
+        self._write()
+
+    def start(self, conn: socket.socket) -> None:
+        # the stage may end before the server has noted it: its SIGCHLD waits until then
+        held = {signal.SIGCHLD, signal.SIGTERM}
+        signal.pthread_sigmask(signal.SIG_BLOCK, held)
+        try:
+            pid = os.fork()
+            if pid == 0:
+                for signum in held:  # the server's own handlers are not the stage's
+                    signal.signal(signum, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+                _become_stage(conn)  # never returns
+            self.running[pid] = conn
+            self._write()
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            conn = self.running.pop(pid, None)
+            if conn is None:
+                continue
+            code = os.waitstatus_to_exitcode(status)
+            with contextlib.suppress(OSError):  # its client is gone: nobody to tell
+                send_message(conn, {"exit": code if code >= 0 else 128 - code})
+            conn.close()
+            self.last_end = time.time()
+            self._write()
+
+    def idle_left(self) -> float | None:
+        """Seconds until this server idles out; None while a stage runs."""
+        if self.running:
+            return None
+        return max(0.0, self.last_end + self.idle_seconds - time.time())
+
+    def wait_all(self) -> None:
+        while self.running:
+            signal.sigtimedwait({signal.SIGCHLD}, 1.0)
+            self.reap()
+
+    def forget(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.state)
+
+    def _write(self) -> None:
+        state = {
+            "pid": os.getpid(),
+            "python": sys.executable,
+            "preload": self.preload,
+            "stages": len(self.running),
+            "last_end": self.last_end,
+            "idle_seconds": self.idle_seconds,
+        }
+        temporary = f"{self.state}.{os.getpid()}"
+        with open(temporary, "w") as file:
+            json.dump(state, file)
+        os.replace(temporary, self.state)
+
+
+def _name_the_process(path: str, preload: list[str]) -> None:
+    """What `ps` shows: what this is, for which Python, and where its socket is, not a
+    script's path and its arguments."""
+    import setproctitle
+
+    kind = preload[0].partition(":")[0] if preload else "nothing"
+    setproctitle.setproctitle(
+        f"keras-exercises warm interpreter ({kind}; Python {sys.version.split()[0]} at "
+        f"{sys.executable}; in {os.path.dirname(path)}): `keras-exercises warm` lists, "
+        "`keras-exercises warm stop` ends"
+    )
 
 
 def _import(preload: list[str]) -> None:
@@ -179,25 +292,31 @@ def _claim(path: str) -> int | None:
 
 
 def _become_stage(conn: socket.socket) -> None:
+    """The child: the client's streams, directory, environment and arguments, then the
+    stage; its exit status reaches the client through the server, which reaps it."""
     code = 1
     try:
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         message = receive_message(conn, max_fds=3)
         if message is None:
             os._exit(1)
         request, fds = message
-        for target, fd in enumerate(fds):
-            os.dup2(fd, target)
-            os.close(fd)
-        os.chdir(request["cwd"])
-        os.environ.clear()
-        os.environ.update(request["env"])
-        sys.path[:] = request["path"]
-        sys.argv[:] = request["argv"]
-        # the streams were made for the server's /dev/null: buffer as the client's would
-        line_buffered = not os.environ.get("PYTHONUNBUFFERED")
-        sys.stdout.reconfigure(line_buffering=os.isatty(1) and line_buffered)
-        sys.stdout.reconfigure(write_through=not line_buffered)
+        try:
+            for target, fd in enumerate(fds):
+                os.dup2(fd, target)
+                os.close(fd)
+            os.chdir(request["cwd"])
+            os.environ.clear()
+            os.environ.update(request["env"])
+            sys.path[:] = request["path"]
+            sys.argv[:] = request["argv"]
+            # the streams were made for the server's /dev/null: buffer as the client's would
+            line_buffered = not os.environ.get("PYTHONUNBUFFERED")
+            sys.stdout.reconfigure(line_buffering=os.isatty(1) and line_buffered)
+            sys.stdout.reconfigure(write_through=not line_buffered)
+        except BaseException as exc:
+            # the client runs the stage itself, and says why
+            send_message(conn, {"error": f"{type(exc).__name__}: {exc}"})
+            os._exit(1)
         _customize()
         send_message(conn, {"pid": os.getpid()})
         threading.Thread(target=_die_with_client, args=(conn,), daemon=True).start()
@@ -205,14 +324,13 @@ def _become_stage(conn: socket.socket) -> None:
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
-        with contextlib.suppress(OSError):
-            send_message(conn, {"exit": code})
         os._exit(code)
 
 
 def _customize() -> None:
     """What Python's site module does at start-up, which the server's start-up did without
-    the stage's path and environment: import sitecustomize and usercustomize, if any."""
+    the stage's path and environment: import sitecustomize and usercustomize, if any, and,
+    as site does, report one that fails and go on."""
     for name in ("sitecustomize", "usercustomize"):
         if name in sys.modules:
             continue
@@ -220,7 +338,16 @@ def _customize() -> None:
             importlib.import_module(name)
         except ImportError as exc:
             if exc.name != name:
-                raise
+                _report_failed(name, exc)
+        except Exception as exc:
+            _report_failed(name, exc)
+
+
+def _report_failed(name: str, exc: Exception) -> None:
+    print(
+        f"Error in {name}; set PYTHONVERBOSE for traceback:\n{type(exc).__name__}: {exc}",
+        file=sys.stderr,
+    )
 
 
 def _run(module: str) -> int:

@@ -9,11 +9,14 @@ and exits with its exit code, so DVC sees one process, as before.
 `validate` starts TensorFlow's server without waiting for it and the report's in the
 background (start_early); a stage that finds none starts one. A server is shared by the
 stages after it (those of parallel `dvc queue` workers too), and exits after
-`KERAS_EXERCISES_WARM_IDLE` seconds without a stage (default 300). It holds no project
-code, only libraries, so an edited stage runs as edited; another Python, other library
-versions or other settings that shape the imports (TF_*, CUDA*, KERAS_HOME, ...) get a
-server of their own. `KERAS_EXERCISES_WARM=0` runs every stage in its own process. Linux
-only: elsewhere every stage runs in its own process.
+`KERAS_EXERCISES_WARM_IDLE` seconds after its last stage ended (default 300). It holds no
+project code, only libraries, so an edited stage runs as edited; another Python, any other
+installed version of any distribution, or another environment (all of it but what DVC and
+this project set per stage, and logins) gets a server of its own, so that what a library
+reads at import is what it would read in the stage's own process. `KERAS_EXERCISES_WARM=0`
+runs every stage in its own process; `keras-exercises warm` lists the servers and
+`keras-exercises warm stop` ends them. Linux only: elsewhere every stage runs in its own
+process.
 """
 
 from __future__ import annotations
@@ -25,11 +28,11 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
 import time
-from importlib.util import find_spec
 from pathlib import Path
 
 from keras_exercises.runtime import warm_server
@@ -58,11 +61,19 @@ PRELOADS = {
     ),
     "report": (*_MLFLOW, "scipy.stats", "matplotlib.figure", "jinja2", "dvc.api"),
 }
-# what the libraries read when they are imported: a server made with other values would
-# give a stage other behaviour, so they are part of the server's identity
-_IMPORT_SETTINGS = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "LD_LIBRARY_PATH")
-_IMPORT_SETTINGS += ("KERAS_BACKEND", "KERAS_HOME", IDLE)
-_IMPORT_PREFIXES = ("TF_", "CUDA", "XLA_", "OMP_", "MKL_", "MPL", "PYTHON")
+# What a server is neither told apart by nor given: what DVC and this project set per stage,
+# and logins. Every other variable is part of the server's identity and environment, so a
+# preloaded library reads at import exactly what it would in a process of the stage's own
+# (tests/test_warm_start.py records every variable the preloads look up at import, and
+# checks none of these is among them); the stage's child gets the whole environment.
+_PER_STAGE = {"DVC_STAGE", "DVC_ROOT", INSIDE, "PWD", "OLDPWD", "SHLVL", "_"}
+_PER_STAGE_PREFIXES = ("DVC_EXP_", "KERAS_EXERCISES_", "MLFLOW_TRACKING_", "TEAM_")
+_PER_STAGE_PREFIXES += ("MLFLOW_HTTP_REQUEST_", "PYTEST_XDIST_")
+_LOGIN_SUFFIXES = ("PASSWORD", "_TOKEN", "_SECRET", "_SECRET_ACCESS_KEY", "_ACCESS_KEY_ID")
+# read at import only for whether it is set: pytest names the running test in it, and MLflow
+# takes any value as "under test" (telemetry/utils.py), so each test needs no server of its own
+_PRESENCE_ONLY = {"PYTEST_CURRENT_TEST"}
+INSTALLED_SUFFIXES = (".dist-info", ".egg-info")
 _MAX_SOCKET_PATH = 107  # bytes, on Linux
 _START_TIMEOUT = 300  # seconds: two loaded cores took over two minutes to import it all
 
@@ -94,6 +105,12 @@ def hand_off(module: str, preload: tuple[str, ...]) -> int | None:
                 started = None
             if started is None:
                 continue
+            if "error" in started[0]:
+                print(
+                    f"note: no warm start (the warm interpreter could not set up the stage: "
+                    f"{started[0]['error']}); this stage imports its libraries itself."
+                )
+                return None
             return _wait_for(conn, started[0]["pid"])
     return None
 
@@ -107,10 +124,16 @@ def _wait_for(conn: socket.socket, pid: int) -> int:
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, forward)
+    # the server reaps the stage and says how it ended: its exit code, or 128 + N for a
+    # stage killed by signal N, as a shell tells a process of its own
     ended = warm_server.receive_message(conn)
-    if ended is None:  # it died without a word: killed by a signal this process didn't see
-        print("error: the stage's process was killed.", file=sys.stderr)
-        return 128 + signal.SIGKILL
+    if ended is None:
+        print(
+            "error: the warm interpreter running this stage ended before the stage did "
+            f"(`keras-exercises warm` lists the running ones; {SWITCH}=0 runs stages without).",
+            file=sys.stderr,
+        )
+        return 1
     return int(ended[0]["exit"])
 
 
@@ -184,7 +207,7 @@ def _start_server(
     # the server's own environment holds only what shapes the imports: no credentials.
     # PYTHONPATH goes as an argument: a sitecustomize on it runs in each stage, with the
     # stage's environment, as in a process of its own, not once in the server
-    env = {k: v for k, v in os.environ.items() if _shapes_imports(k) and k != "PYTHONPATH"}
+    env = {k: v for k, v in server_environment().items() if k != "PYTHONPATH"}
     return subprocess.Popen(
         [sys.executable, warm_server.__file__, path, idle, str(lock_fd), when]
         + [os.environ.get("PYTHONPATH", ""), *preload],
@@ -198,24 +221,52 @@ def _start_server(
     )
 
 
+def server_environment() -> dict[str, str]:
+    """The environment a server for this process imports with, and is told apart by."""
+    return {
+        name: "set" if name in _PRESENCE_ONLY else value
+        for name, value in sorted(os.environ.items())
+        if _shapes_imports(name)
+    }
+
+
 def _shapes_imports(name: str) -> bool:
-    return name in _IMPORT_SETTINGS or name.startswith(_IMPORT_PREFIXES)
+    if name == IDLE:  # the server's own setting
+        return True
+    return not (
+        name in _PER_STAGE or name.startswith(_PER_STAGE_PREFIXES) or name.endswith(_LOGIN_SUFFIXES)
+    )
+
+
+def runtime_folder() -> Path:
+    """Where the servers' sockets are: $XDG_RUNTIME_DIR (this user's alone, made by the
+    system at login) where there is one, else a folder of this user's in the temp dir,
+    checked without following a link someone else may have planted there."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and os.path.isdir(runtime):
+        folder = Path(runtime) / "keras-exercises-warm"
+    else:
+        folder = Path(tempfile.gettempdir()) / f"keras-exercises-warm-{os.getuid()}"
+    with contextlib.suppress(FileExistsError):
+        folder.mkdir(mode=0o700)
+    info = os.lstat(folder)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise OSError(f"{folder} is not a folder of this user's alone")
+    return folder
 
 
 def _socket_path(preload: tuple[str, ...]) -> str:
-    """One server per Python, library versions and import settings, in a directory only
+    """One server per Python, installed distributions and environment, in a folder only
     this user can enter."""
-    folder = Path(tempfile.gettempdir()) / f"keras-exercises-warm-{os.getuid()}"
-    folder.mkdir(mode=0o700, exist_ok=True)
-    info = folder.stat()
-    if info.st_uid != os.getuid() or info.st_mode & 0o077:
-        raise OSError(f"{folder} is not this user's alone")
+    folder = runtime_folder()
     identity = {
         "python": sys.executable,
-        "env": {k: v for k, v in sorted(os.environ.items()) if _shapes_imports(k)},
+        "env": server_environment(),
         "preload": preload,
-        # an upgraded library changes its files: their times tell the server is stale
-        "libraries": [_modified(name.partition(".")[0]) for name in preload],
+        # every distribution installed where this Python imports from, with its version
+        # (the names of their .dist-info folders, which importlib.metadata reads): an
+        # upgrade of any of them, in place or not, gets a new server
+        "distributions": installed_distributions(),
         # by content, not file time: every clone and `dvc exp` workspace of the project
         # has its own copy of this file, and they share one server
         "server": hashlib.sha256(Path(warm_server.__file__).read_bytes()).hexdigest(),
@@ -227,10 +278,14 @@ def _socket_path(preload: tuple[str, ...]) -> str:
     return path
 
 
-def _modified(package: str) -> float | None:
-    spec = find_spec(package)
-    return _modified_file(spec.origin) if spec and spec.origin else None
-
-
-def _modified_file(path: str) -> float:
-    return os.stat(path).st_mtime
+def installed_distributions() -> list[str]:
+    """name-version of every distribution on sys.path: a directory listing per entry (a
+    millisecond), where reading each one's metadata would take a tenth of a second. By name
+    only: every copy of the project (a clone, a `dvc exp` workspace) shares the server."""
+    found = set()
+    for entry in sys.path:
+        with contextlib.suppress(OSError):
+            found.update(
+                name for name in os.listdir(entry or ".") if name.endswith(INSTALLED_SUFFIXES)
+            )
+    return sorted(found)
