@@ -103,7 +103,10 @@ def refuse_plain_http(uri: str) -> None:
 
 
 def main(argv: list[str]) -> None:
-    warnings.filterwarnings("ignore", category=DeprecationWarning)  # MLflow's, on import
+    # MLflow's on import, and Starlette's (a UserWarning) when MLflow's server app loads for
+    # its auth client: neither is this command's to fix, nor its user's
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message="starlette.middleware.wsgi is deprecated")
     parser = argparse.ArgumentParser(prog="tools/team.sh add-user", description=__doc__)
     parser.add_argument("--reader", action="store_true", help="read only")
     parser.add_argument(
