@@ -91,6 +91,13 @@ def test_bad_overrides(pushed_project, capsys, override, says):
     assert says in sweep_error(capsys, "-n", "sweep", "-S", override)
 
 
+def test_an_experiment_name_git_refuses_is_refused_before_anything_runs(pushed_project, capsys):
+    for name in ("two words", "a..b", "x:y", "what?", "tilde~1"):
+        error = sweep_error(capsys, "-n", name, "-S", RATES)
+        assert f"the experiment name '{name}-1' is not one git accepts" in error
+        assert "pass another with -n" in error
+
+
 def test_unreachable_cluster(pushed_project, capsys):
     address = f"127.0.0.1:{free_port()}"  # nothing listens there
     error = sweep_error(capsys, "--address", address, "-S", RATES)

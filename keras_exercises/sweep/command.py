@@ -23,6 +23,7 @@ from keras_exercises.sweep.plan import Plan, plan_sweep
 from keras_exercises.sweep.preflight import (
     committed_and_pushed,
     dvc_remote_in_project,
+    names_git_accepts,
     store_fits_cluster,
 )
 from keras_exercises.sweep.schedule import SweepProgress, connect, run_plan
@@ -62,6 +63,7 @@ def _sweep(
     url, commit = committed_and_pushed(GIT_REMOTE)
     name = name or default_name(commit, overrides)
     points = grid_points(name, overrides, Path(PARAMS_FILE))
+    names_git_accepts([point.name for point in points])
     dvc_remote_in_project()
     nodes = connect(address)
     try:

@@ -53,7 +53,13 @@ def bring_home(point: GridPoint, git_remote: str) -> None:
             f"bringing {point.name} home ran {', '.join(sorted(trained))} again instead of "
             "restoring it from DVC's run-cache: a bug, please report it"
         )
-    _dvc("exp", "push", git_remote, point.name)
+    pushed = _dvc("exp", "push", git_remote, point.name)
+    # DVC prints this and exits 0: someone pushed another experiment of that name
+    if "has diverged" in pushed:
+        raise PipelineError(
+            f"`dvc exp push {git_remote} {point.name}` pushed nothing: {pushed.strip()[-800:]} "
+            "Sweep again under another name (-n)"
+        )
 
 
 def compare_with_launch(result: PointResult, statistics) -> None:

@@ -59,6 +59,22 @@ def dvc_remote_in_project() -> str:
     return name
 
 
+def names_git_accepts(names: list[str]) -> None:
+    """Each point's name as a DVC experiment's ref (refs/exps/...), checked by git's own
+    rules before anything runs: a name git refuses would fail only at homecoming, after all
+    the training."""
+    for name in names:
+        check = subprocess.run(
+            ["git", "check-ref-format", f"refs/exps/00/0000/{name}"], capture_output=True
+        )
+        if check.returncode != 0:
+            raise PipelineError(
+                f"the experiment name '{name}' is not one git accepts (no spaces, '..', '~', "
+                "'^', ':', '?', '*', '[', '\\', no ending in '.lock' or '.'; `git help "
+                "check-ref-format`): pass another with -n"
+            )
+
+
 def store_fits_cluster(tracking_uri: str, nodes: int) -> None:
     if nodes > 1 and not tracking_uri.startswith(("http://", "https://")):
         raise PipelineError(
