@@ -89,11 +89,16 @@ def _servers(runtime: Path) -> list[psutil.Process]:
     return found
 
 
-def run_client(folder: Path, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+def run_client(
+    folder: Path, env: dict | None = None, unset: tuple[str, ...] = (), **kwargs
+) -> subprocess.CompletedProcess:
+    """The stand-in stage handed over by a client, with `env` over the test's environment
+    and `unset` taken out of it."""
+    base = {k: v for k, v in os.environ.items() if k not in unset}
     return subprocess.run(
         [sys.executable, "-c", CLIENT, "first", "second"],
         cwd=folder,
-        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        env={**base, "PYTHONPATH": str(ROOT), **(env or {})},
         capture_output=True,
         text=True,
         timeout=60,
@@ -544,15 +549,7 @@ def test_what_the_running_test_is_called_makes_no_server_of_its_own(stage_dir):
     one = json.loads(run_client(stage_dir, named).stdout)["server"]
     named = {"PYTEST_CURRENT_TEST": "tests/a.py::test_two (call)"}
     assert json.loads(run_client(stage_dir, named).stdout)["server"] == one
-    unset = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
-    done = subprocess.run(
-        [sys.executable, "-c", CLIENT],
-        cwd=stage_dir,
-        env={**unset, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_client(stage_dir, unset=("PYTEST_CURRENT_TEST",))
     assert json.loads(done.stdout)["server"] != one
 
 
