@@ -30,7 +30,8 @@ print(json.dumps({"cwd": os.getcwd(), "argv": sys.argv[1:], "pid": os.getpid(),
                   "stdin": sys.stdin.read(),
                   "warmed": getattr(sys.modules.get("warmup"), "WARMED", None),
                   "frozen": gc.get_freeze_count(), "nice": os.nice(0),
-                  "import_nice": getattr(sys.modules.get("slow_import"), "NICE", None)}),
+                  "import_nice": getattr(sys.modules.get("slow_import"), "NICE", None),
+                  "import_env": getattr(sys.modules.get("env_probe"), "SEEN", None)}),
       flush=True)
 print("to stderr", file=sys.stderr)
 if os.environ.get("KERAS_EXERCISES_FAKE_SLEEP"):
@@ -164,11 +165,16 @@ def test_a_stage_finds_what_the_server_loaded_out_of_the_collectors_sight(stage_
 
 
 def test_the_servers_environment_holds_no_credentials(stage_dir):
-    done = run_client(stage_dir, {"MLFLOW_TRACKING_PASSWORD": "hunter2", "AWS_SECRET": "x"})
-    server = psutil.Process(json.loads(done.stdout)["server"])
+    """What the preloaded libraries saw at import (a preload that keeps it), as /proc's copy
+    of the server's environment is gone once it names itself in `ps`."""
+    (stage_dir / "env_probe.py").write_text("import os\nSEEN = dict(os.environ)\n")
+    logins = {"MLFLOW_TRACKING_PASSWORD": "hunter2", "AWS_SECRET": "x", "OPENAI_API_KEY": "y"}
+    path = {"PRELOAD": "env_probe", "PYTHONPATH": f"{ROOT}{os.pathsep}{stage_dir}"}
+    seen = json.loads(run_client(stage_dir, {**logins, **path, "MPLBACKEND": "agg"}).stdout)
 
-    assert "hunter2" not in json.dumps(server.environ())
-    assert "AWS_SECRET" not in server.environ()
+    assert seen["import_env"]["MPLBACKEND"] == "agg"  # the rest of the environment, as it is
+    assert not set(logins) & set(seen["import_env"])
+    assert "hunter2" not in json.dumps(seen["import_env"])
 
 
 def test_a_signal_to_the_client_reaches_the_stage(stage_dir):

@@ -70,6 +70,7 @@ _PER_STAGE = {"DVC_STAGE", "DVC_ROOT", INSIDE, "PWD", "OLDPWD", "SHLVL", "_"}
 _PER_STAGE_PREFIXES = ("DVC_EXP_", "KERAS_EXERCISES_", "MLFLOW_TRACKING_", "TEAM_")
 _PER_STAGE_PREFIXES += ("MLFLOW_HTTP_REQUEST_", "PYTEST_XDIST_")
 _LOGIN_SUFFIXES = ("PASSWORD", "_TOKEN", "_SECRET", "_SECRET_ACCESS_KEY", "_ACCESS_KEY_ID")
+_LOGIN_SUFFIXES += ("_API_KEY",)
 # read at import only for whether it is set: pytest names the running test in it, and MLflow
 # takes any value as "under test" (telemetry/utils.py), so each test needs no server of its own
 _PRESENCE_ONLY = {"PYTEST_CURRENT_TEST"}
