@@ -226,7 +226,7 @@ class _Stages:
         state = {
             "pid": os.getpid(),
             "python": sys.executable,
-            "preload": self.preload,
+            "kind": _kind(self.preload),
             "stages": len(self.running),
             "last_end": self.last_end,
             "idle_seconds": self.idle_seconds,
@@ -242,12 +242,16 @@ def _name_the_process(path: str, preload: list[str]) -> None:
     script's path and its arguments."""
     import setproctitle
 
-    kind = preload[0].partition(":")[0] if preload else "nothing"
     setproctitle.setproctitle(
-        f"keras-exercises warm interpreter ({kind}; Python {sys.version.split()[0]} at "
+        f"keras-exercises warm interpreter ({_kind(preload)}; Python {sys.version.split()[0]} at "
         f"{sys.executable}; in {os.path.dirname(path)}): `keras-exercises warm` lists, "
         "`keras-exercises warm stop` ends"
     )
+
+
+def _kind(preload: list[str]) -> str:
+    """What a server holds, for people: the first library it preloads."""
+    return preload[0].partition(":")[0] if preload else "nothing"
 
 
 def _import(preload: list[str]) -> None:

@@ -51,7 +51,7 @@ def running() -> list[Server]:
         found.append(
             Server(
                 pid=state["pid"],
-                kind=state["preload"][0].partition(":")[0] if state["preload"] else "",
+                kind=state["kind"],
                 python=state["python"],
                 memory_mb=memory,
                 stages=state["stages"],

@@ -53,13 +53,20 @@ def retries_for(seconds: float) -> int:
     return _MAX_RETRIES
 
 
+def use_retries(retries: int) -> None:
+    """MLflow's HTTP client from here on, in this process and its subprocesses: each request
+    tried `retries` more times while the server is away, at urllib3's growing intervals,
+    each try given up after MLFLOW_HTTP_REQUEST_TIMEOUT seconds (10 unless set)."""
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(retries)
+    os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = str(_BACKOFF_FACTOR)
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+
+
 def wait_out_outages(address: str, seconds: float) -> None:
     """From here on, every request MLflow makes to the server is retried for `seconds`
     while the server is away, and the stage says when it waits. The timeout is per
-    attempt: a dead host costs seconds, not MLflow's default two minutes, per try."""
-    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(retries_for(seconds))
-    os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = str(_BACKOFF_FACTOR)
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    try: a dead host costs seconds, not MLflow's default two minutes, per try."""
+    use_retries(retries_for(seconds))
     pool = logging.getLogger("urllib3.connectionpool")
     if not any(isinstance(f, _RetriesReported) for f in pool.filters):
         # the retries of a 5xx answer and the answers themselves are logged at DEBUG: the

@@ -39,7 +39,7 @@ def default_store() -> tuple[str, str]:
     return f"sqlite:///{store / DATABASE}?timeout=60", (store / "artifacts").as_uri()
 
 
-def connect(doing: str = "connecting") -> str:
+def connect() -> str:
     """Point MLflow at the store and make sure this stage can log to it; return the
     experiment id. Runs before any data is loaded, so that a wrong login or a missing
     permission costs seconds, not a training run; a server that is away is waited for
@@ -48,7 +48,7 @@ def connect(doing: str = "connecting") -> str:
 
     uri = os.environ.get("MLFLOW_TRACKING_URI")
     if uri and uri.startswith(("http://", "https://")):
-        return _connect_to_server(move_into_environment(uri), doing)
+        return _connect_to_server(move_into_environment(uri))
     artifact_location = None
     if not uri:
         uri, artifact_location = default_store()
@@ -69,13 +69,13 @@ def connect(doing: str = "connecting") -> str:
         ) from None
 
 
-def _connect_to_server(uri: str, doing: str) -> str:
+def _connect_to_server(uri: str) -> str:
     import mlflow
 
     limit = outages.wait_limit()
     mlflow.set_tracking_uri(uri)
     client = mlflow.MlflowClient()
-    with failures_reported(doing):
+    with failures_reported("connecting"):
         experiment = _reach(client, uri, limit)
         if experiment is None:
             if _has_logins(uri):
@@ -100,8 +100,7 @@ def _reach(client, uri: str, limit: float):
     """The team's experiment (None if there is none), once the server answers: asked again
     every few seconds for up to `limit` while it is away, failing at once on anything
     waiting does not mend (TLS, login, permission)."""
-    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"  # each try answers at once
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    outages.use_retries(0)  # each try answers at once; this loop does the waiting
     waiting = outages.Waiting(without_credentials(uri), limit)
     deadline = time.monotonic() + limit
     while True:
