@@ -1,5 +1,5 @@
 """The `keras-exercises` command: `compare [A [B]] [--json]`,
-`sweep [--address ADDRESS] [-n NAME] [-S OVERRIDE]... [--json]` and `warm [stop]`."""
+`sweep [--address ADDRESS] [-n NAME] [-S OVERRIDE]... [--json] [--autoscales]` and `warm [stop]`."""
 
 from __future__ import annotations
 
@@ -66,6 +66,11 @@ def main(argv: list[str] | None = None) -> int:
         "key=range(1,4); the grid is the product of all of them",
     )
     sweep_parser.add_argument("--json", action="store_true", help="the final table as JSON")
+    sweep_parser.add_argument(
+        "--autoscales",
+        action="store_true",
+        help="the cluster adds nodes as work waits: a stage no node fits yet is a warning",
+    )
     warm_parser = commands.add_parser(
         "warm",
         help="the warm interpreters that run the stages: list them, or stop them",
@@ -103,7 +108,7 @@ def _sweep(args: argparse.Namespace) -> int:
     from keras_exercises.sweep.command import sweep
 
     try:
-        return sweep(args.name, args.overrides, args.address, args.json)
+        return sweep(args.name, args.overrides, args.address, args.json, args.autoscales)
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

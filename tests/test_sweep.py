@@ -10,24 +10,26 @@ import re
 import signal
 import subprocess
 import time
-from concurrent.futures import Future
 from pathlib import Path
 
 import mlflow
 import psutil
 import pytest
-import yaml
 
 from keras_exercises.cli import main
 from keras_exercises.comparison import Revision
 from keras_exercises.params import load_params
+from keras_exercises.sweep.clone import SCRATCH_ENV
 from keras_exercises.sweep.grid import GridPoint
-from keras_exercises.sweep.homecoming import PointResult, compare_with_launch, results_table
-from keras_exercises.sweep.node_task import SCRATCH_ENV, StageOutcome
+from keras_exercises.sweep.joining import AUTH_MODE_ENV, connect
+from keras_exercises.sweep.node_task import StageOutcome
 from keras_exercises.sweep.plan import Plan, PlannedStage
-from keras_exercises.sweep.schedule import connect, run_plan
+from keras_exercises.sweep.results import PointResult, compare_with_launch, results_table
+from keras_exercises.sweep.schedule import run_plan
 from tests.conftest import dvc
-from tests.support.services import free_port, plain_mlflow_server
+from tests.support.networked import git_daemon, put_online, run_cache_entries
+from tests.support.project_copy import git
+from tests.support.services import S3_CREDENTIALS, free_port, plain_mlflow_server, s3_endpoint
 
 pytestmark = pytest.mark.slow
 
@@ -35,8 +37,32 @@ RATES = "exercises.ex1.optimizer.learning_rate=0.001,0.002"
 NO_DASHBOARD = {"include_dashboard": False}
 
 
+@pytest.fixture(autouse=True)
+def ray_auth_mode_restored(monkeypatch):
+    """connect() may turn Ray's token mode on in this process, as `ray start` would."""
+    monkeypatch.delenv(AUTH_MODE_ENV, raising=False)
+
+
 @pytest.fixture
-def cluster(tmp_path, monkeypatch):
+def s3(monkeypatch):
+    """moto's S3 server, its credentials in the environment the cluster's nodes start with."""
+    for name, value in {**S3_CREDENTIALS, "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    with s3_endpoint() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def online_project(pushed_project, s3, tmp_path):
+    """`pushed_project` with its origin served by `git daemon` and its DVC remote on S3, as
+    the nodes of a real cluster reach them."""
+    with git_daemon(tmp_path) as served:
+        put_online(pushed_project, f"{served}/origin.git", s3)
+        yield pushed_project
+
+
+@pytest.fixture
+def cluster(online_project, tmp_path, monkeypatch):
     """A head that runs no task and two one-CPU nodes, every node its own raylet; the
     nodes' scratch (clones, DVC caches) under tmp_path."""
     from ray.cluster_utils import Cluster
@@ -61,13 +87,12 @@ def training_runs(client, status: str | None = None) -> list:
     ]
 
 
-def pushed_trainings(remote: Path) -> set[tuple[str, str, str]]:
+def pushed_trainings(s3) -> set[tuple[str, str, str]]:
     """(exercise, seed, learning rate) of each training stage in the DVC remote's
     run-cache: the stages a sweep has done."""
     found = set()
-    for entry in (remote / "runs").rglob("*"):
-        if entry.is_file() and "stages.train" in (text := entry.read_text()):
-            done = yaml.safe_load(text)
+    for done in run_cache_entries(s3):
+        if "stages.train " in done["cmd"]:
             exercise, seed = done["cmd"].split()[-2:]  # python -m stages.train ex1 42
             optimizer = done["params"]["params.yaml"][f"exercises.{exercise}.optimizer"]
             found.add((exercise, seed, str(optimizer["learning_rate"])))
@@ -102,9 +127,9 @@ def lose_node(cluster, node_id: str, scratch: Path) -> None:
 
 
 def test_a_grid_on_two_nodes_comes_home_as_dvc_experiments(
-    pushed_project, cluster, tmp_path, finished, monkeypatch
+    online_project, s3, cluster, tmp_path, finished, monkeypatch
 ):
-    project = pushed_project
+    project = online_project
     with plain_mlflow_server(tmp_path) as server:
         env = {**os.environ, "MLFLOW_TRACKING_URI": server}
         command = ["keras-exercises", "sweep", "--address", cluster.address, "-n", "grid"]
@@ -124,7 +149,7 @@ def test_a_grid_on_two_nodes_comes_home_as_dvc_experiments(
 
         # the driver killed once a training stage is done (pushed: its MLflow run ends
         # before its outputs are saved and pushed)...
-        remote = tmp_path / "dvc-remote"
+        remote = s3
         first = start()
         wait_for(lambda: pushed_trainings(remote), first)
         os.killpg(first.pid, signal.SIGKILL)
@@ -146,7 +171,13 @@ def test_a_grid_on_two_nodes_comes_home_as_dvc_experiments(
             ("grid-1", "done"),
             ("grid-2", "done"),
         ]
-        assert "stage/s" in progress or "s/stage" in progress  # tqdm's bar, with its rate
+        assert "task/s" in progress or "s/task" in progress  # tqdm's bar, with its rate
+
+        # each point came home on a node of the cluster, and into this repository with
+        # one `dvc exp pull`
+        workers = {node.node_id for node in cluster.worker_nodes}
+        assert sorted(h["name"] for h in table["homecomings"]) == ["grid-1", "grid-2"]
+        assert {h["node"] for h in table["homecomings"]} <= workers
 
         # the rerun trained each stage once, and none the killed driver had done
         experiment = client.get_experiment_by_name("keras-exercises")
@@ -246,15 +277,13 @@ def test_a_failing_stage_fails_its_grid_point_with_its_message_and_the_others_fi
     )
     connect(None)
     try:
-        progress = run_plan(plan, lambda key: key, lambda key, progress: None, task=task)
+        progress = run_plan(plan, lambda key: key, task=task)
     finally:
         ray.shutdown()
     assert set(progress.outcomes) == {"validate", "good", "report-1"}
     assert set(progress.failures) == {"bad", "report-2"}
-    home = Future()
-    home.set_result(None)
-    done = _result(GridPoint("g-1", ()), plan, progress, {"g-1": home})
-    failed = _result(GridPoint("g-2", ()), plan, progress, {})
+    done = _result(GridPoint("g-1", ()), plan, progress)
+    failed = _result(GridPoint("g-2", ()), plan, progress)
     assert (done.status, failed.status) == ("done", "failed")
     assert failed.message == f"prepare@ex1: {message}"  # its own, not report's
 
@@ -298,7 +327,7 @@ def test_stages_that_run_tensorflow_go_to_the_node_with_a_gpu(gpu_cluster):
             for i, threads in enumerate([1, None, 1, None, 1, None])
         }
         plan = Plan(stages, {"p": list(stages)})
-        outcomes = run_plan(plan, lambda key: key, lambda key, progress: None, task=where_am_i)
+        outcomes = run_plan(plan, lambda key: key, task=where_am_i)
     finally:
         ray.shutdown()
     assert not outcomes.failures, outcomes.failures
@@ -310,17 +339,79 @@ def test_stages_that_run_tensorflow_go_to_the_node_with_a_gpu(gpu_cluster):
             assert outcome.host == "0", key
 
 
-def test_a_cluster_of_several_nodes_refuses_a_local_mlflow_store(
-    gpu_cluster, pushed_project, capsys, monkeypatch
+def test_a_cluster_of_several_nodes_refuses_what_only_this_machine_reaches(
+    gpu_cluster, pushed_project, tmp_path, capsys, monkeypatch
 ):
-    """Each node would write runs to a store of its own that nobody sees: refused once the
-    cluster is joined, before any run or stage."""
+    """A git origin or DVC remote that is a path here, or an MLflow store in a file here:
+    each node would miss it or keep its own that nobody sees. Each is refused once the
+    cluster is joined, before any run or stage, with its fix."""
     import ray
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert main(["sweep", "--address", gpu_cluster.address, "-S", RATES]) == 1
-    error = capsys.readouterr().err.strip().splitlines()[-1]
+
+    def refusal() -> str:
+        assert main(["sweep", "--address", gpu_cluster.address, "-S", RATES]) == 1
+        assert not ray.is_initialized()  # left the cluster
+        return capsys.readouterr().err.strip().splitlines()[-1]
+
+    error = refusal()
+    assert error.startswith(f"error: the git origin is {tmp_path / 'origin.git'}, a path on"), error
+    assert "the cluster has 3 nodes: each node needs one it can reach" in error
+    with git_daemon(tmp_path) as served:
+        git(pushed_project, "remote", "set-url", "origin", f"{served}/origin.git")
+        error = refusal()
+        assert error.startswith(f"error: the DVC remote is {tmp_path / 'dvc-remote'}"), error
+        assert "`dvc remote modify <name> url <s3://, ssh://, ...>`" in error
+        subprocess.run(["dvc", "remote", "add", "-f", "-d", "store", "s3://sweep/dvc"], check=True)
+        git(pushed_project, "commit", "-qam", "the DVC remote on S3")
+        git(pushed_project, "push", "-q", "origin", "HEAD:refs/heads/main")
+        error = refusal()
     assert error.startswith("error: the MLflow store is sqlite:///"), error
     assert "the cluster has 3 nodes: set MLFLOW_TRACKING_URI" in error
-    assert not ray.is_initialized()  # left the cluster
     assert not (pushed_project / "mlruns" / "mlflow.db").exists(), "a store was made"
+
+
+def test_a_stage_no_node_can_run_is_refused_and_a_long_wait_is_named(
+    gpu_cluster, capsys, monkeypatch
+):
+    """Scheduling alone, on nodes of two CPUs: a stage asking for four is refused before
+    anything runs (a warning where the cluster autoscales); a stage that waits over the
+    limit for a busy node is named on the progress line, with why."""
+    import ray
+
+    from keras_exercises.runtime.errors import PipelineError
+    from keras_exercises.sweep import resources
+    from keras_exercises.sweep.resources import check_feasible
+
+    connect(gpu_cluster.address)
+    try:
+        nodes, big = ray.nodes(), PlannedStage("big", "train@ex1-42", (), 4, ["p"])
+        plan = Plan({"big": big}, {"p": ["big"]})
+        with pytest.raises(PipelineError) as refused:
+            check_feasible(plan, nodes, has_gpus=True, autoscales=False)
+        assert str(refused.value).startswith(
+            "stage train@ex1-42 asks for 4 CPUs and 1 GPU (threads: 4 in params.yaml), and no "
+            "node of the cluster can run it (the largest node offers 2 CPUs): sweep with "
+            "-S threads=2, or start nodes"
+        ), refused.value
+        warning = check_feasible(plan, nodes, has_gpus=True, autoscales=True)
+        assert warning.startswith("warning: stage train@ex1-42 asks for 4 CPUs"), warning
+
+        def slow(key: str, *needed: StageOutcome) -> StageOutcome:  # shipped by value
+            import time
+
+            time.sleep(4)
+            return StageOutcome(key, key, "node", "host", True, 0.0, 0.0, 0.0, 0.0)
+
+        # two TensorFlow stages, one node with a GPU: the second waits for the first
+        stages = {k: PlannedStage(k, f"train@ex{k}-42", (), 2, ["p"]) for k in ("1", "2")}
+        monkeypatch.setattr(resources, "WAIT_BEFORE_SAYING_S", 1.0)
+        run_plan(Plan(stages, {"p": list(stages)}), lambda key: key, task=slow)
+    finally:
+        ray.shutdown()
+    progress = capsys.readouterr().err
+    assert re.search(
+        r"train@ex\d-42 waited \d+ s for 2 CPUs and 1 GPU: every node that fits it "
+        r"is busy with other tasks",
+        progress,
+    ), progress

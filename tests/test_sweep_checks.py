@@ -134,7 +134,7 @@ def test_a_ray_client_server_that_dies_as_it_starts_is_tried_again(monkeypatch, 
     import ray
 
     from keras_exercises.runtime.errors import PipelineError
-    from keras_exercises.sweep import schedule
+    from keras_exercises.sweep import joining
 
     attempts = []
 
@@ -146,13 +146,72 @@ def test_a_ray_client_server_that_dies_as_it_starts_is_tried_again(monkeypatch, 
                 "psutil.ZombieProcess: PID still exists but it's a zombie (pid=13393)"
             )
 
-    monkeypatch.setattr(schedule, "_reachable", lambda address: None)
+    monkeypatch.setattr(joining, "_reachable", lambda address: None)
     monkeypatch.setattr(ray, "init", init)
     monkeypatch.setattr(ray, "shutdown", lambda: None)
     monkeypatch.setattr(ray, "nodes", lambda: [{"Alive": True}, {"Alive": False}])
     if joined:
-        assert schedule.connect("ray://127.0.0.1:10001") == 1
+        assert joining.connect("ray://127.0.0.1:10001") == 1
     else:
         with pytest.raises(PipelineError, match="cannot join the Ray cluster at ray://"):
-            schedule.connect("ray://127.0.0.1:10001")
+            joining.connect("ray://127.0.0.1:10001")
     assert attempts == ["ray://127.0.0.1:10001"] * min(failures + 1, 4)
+
+
+@pytest.mark.slow  # a head from `ray start`, and Ray's 20 s of retries on a refused token
+def test_a_head_started_as_the_docs_say_takes_the_sweep_with_its_token(tmp_path, monkeypatch):
+    """docs/cluster.md's recipe with the pinned Ray: the head has a token (`ray
+    get-auth-token --generate`), so `ray start --head` turns token authentication on. A
+    machine without the token is refused, and told so with the fix; with the head's token
+    in ~/.ray/auth_token (RAY_AUTH_MODE unset, as the docs' recipe leaves it) it joins."""
+    import os
+    import signal
+
+    from keras_exercises.runtime.errors import PipelineError
+    from keras_exercises.sweep import joining
+
+    head_home, here = tmp_path / "head", tmp_path / "here"
+    here.mkdir()
+    env = {**os.environ, "HOME": str(head_home), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    env.pop(joining.AUTH_MODE_ENV, None)
+    generated = ["ray", "get-auth-token", "--generate"]
+    token = subprocess.run(generated, env=env, capture_output=True, text=True, check=True).stdout
+    port = free_port()
+    head = subprocess.Popen(
+        ["ray", "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1"]
+        + ["--num-cpus=1", "--include-dashboard=false", "--block"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    monkeypatch.setenv("HOME", str(here))
+    monkeypatch.delenv(joining.AUTH_MODE_ENV, raising=False)
+    try:
+        deadline = time.monotonic() + 120
+        status = ["ray", "status", f"--address=127.0.0.1:{port}"]
+        asking = {**env, joining.AUTH_MODE_ENV: "token"}  # `ray status` wants it said too
+        while subprocess.run(status, env=asking, capture_output=True).returncode != 0:
+            assert head.poll() is None and time.monotonic() < deadline
+            time.sleep(1)
+        with pytest.raises(PipelineError) as refused:
+            joining.connect(f"127.0.0.1:{port}")
+        message = str(refused.value)
+        assert message.startswith(
+            f"the Ray cluster at 127.0.0.1:{port} refused this machine: "
+            "it uses token authentication"
+        ), message
+        assert "`ray get-auth-token` on the head" in message
+        assert "`export RAY_AUTH_MODE=token`" in message
+
+        (here / ".ray").mkdir()
+        (here / ".ray" / "auth_token").write_text(token.strip())
+        # a new command, as the user runs after the fix (Ray caches its auth mode)
+        joined = (
+            f"from keras_exercises.sweep.joining import connect; print(connect('127.0.0.1:{port}'))"
+        )
+        again = subprocess.run([sys.executable, "-c", joined], capture_output=True, text=True)
+        assert again.stdout.strip() == "1", again.stderr[-2000:]
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)  # this head alone: `ray stop` ends every Ray here
+        head.wait(timeout=60)

@@ -1,6 +1,8 @@
-"""What a sweep's task leaves in the DVC remote when it stops midway: never a run-cache
-entry without its outputs, which would make DVC run the stage again when its grid point
-comes home. Real git and DVC, on a two-stage project of plain commands."""
+"""What a sweep's task does on its node, on a two-stage project of plain commands with real
+git and DVC: it pushes only what it made, outputs before its run-cache entry (so a task
+stopped midway never leaves an entry without its outputs); it reads the remote's run-cache
+for its own stage alone; and it refuses a node whose installed sweep code is not the
+commit's."""
 
 from __future__ import annotations
 
@@ -9,12 +11,22 @@ from pathlib import Path
 import pytest
 import yaml
 
-from keras_exercises.sweep.node_task import SCRATCH_ENV, StageFailed, StageJob, run_on_node
+from keras_exercises.sweep.clone import SCRATCH_ENV
+from keras_exercises.sweep.grid import GridPoint
+from keras_exercises.sweep.node_task import (
+    PointJob,
+    Source,
+    StageFailed,
+    StageJob,
+    finish_on_node,
+    run_on_node,
+)
+from tests.support.project_copy import git
 from tests.support.run_cache import PIPELINE, entries, refuse_outputs, two_stage_repo
 
 NODE_A, NODE_B = "a" * 56, "b" * 56
 
-pytestmark = pytest.mark.slow  # four clones, each running DVC twice: 15 s
+pytestmark = pytest.mark.slow  # clones running DVC: 15 s
 
 
 @pytest.fixture
@@ -26,21 +38,63 @@ def origin(tmp_path: Path, monkeypatch) -> tuple[Path, str]:
 
 def job(origin: tuple[Path, str], stage: str) -> StageJob:
     repo, commit = origin
-    return StageJob(str(repo), commit, (), stage, stage, "s", ("s-1",), "", "")
+    return StageJob(Source(str(repo), commit), (), stage, stage, "s", ("s-1",), "", "")
 
 
-def test_a_task_stopped_before_its_outputs_reach_the_remote_leaves_no_entry_there(origin, tmp_path):
+def test_a_task_pushes_its_outputs_before_its_entry_and_only_what_it_made(origin, tmp_path):
     remote = tmp_path / "remote"
     refuse_outputs(remote)
     with pytest.raises(StageFailed):
         run_on_node(job(origin, "first"), NODE_A)
     assert entries(remote) == []
 
-    # the node's next task pushes its own entry, not the one left on the node
     (remote / "files").unlink()
-    assert run_on_node(job(origin, "second"), NODE_A).ran
-    assert entries(remote) == [yaml.safe_load(PIPELINE)["stages"]["second"]["cmd"]]
+    second = run_on_node(job(origin, "second"), NODE_A)
+    assert second.ran and second.entry["cmd"] == yaml.safe_load(PIPELINE)["stages"]["second"]["cmd"]
+    assert entries(remote) == [second.entry["cmd"]]
 
-    # run again, `first` comes with its outputs: another node restores it, runs nothing
-    assert run_on_node(job(origin, "first"), NODE_A).ran
-    assert not run_on_node(job(origin, "first"), NODE_B).ran
+    # run again, `first` comes with its outputs: another node restores it from its entry
+    # alone (the remote's other entries are not read), runs nothing and pushes nothing
+    first = run_on_node(job(origin, "first"), NODE_A)
+    assert first.ran
+    (entry,) = [p for p in (remote / "runs").rglob("*") if p.is_file() and "first" in p.read_text()]
+    other = [p for p in (remote / "runs").rglob("*") if p.is_file() and p != entry]
+    for path in other:
+        path.write_text("not yaml: {")  # read, it would fail the task
+    stamp = entry.stat().st_mtime_ns
+    restored = run_on_node(job(origin, "first"), NODE_B)
+    assert not restored.ran and restored.entry == first.entry
+    assert entry.stat().st_mtime_ns == stamp
+
+
+def test_a_node_whose_sweep_code_is_not_the_commits_is_refused(origin):
+    repo, _ = origin
+    changed = repo / "keras_exercises" / "sweep" / "clone.py"
+    changed.write_text(changed.read_text() + "\n# a later version\n")
+    git(repo, "commit", "-qam", "another version of the sweep")
+    commit = git(repo, "rev-parse", "HEAD").strip()
+    with pytest.raises(StageFailed) as refused:
+        run_on_node(job((repo, commit), "first"), NODE_A)
+    message = str(refused.value)
+    assert "runs the sweep code installed at" in message
+    assert f"differs from commit {commit[:7]}'s" in message
+
+
+def test_a_point_comes_home_on_its_node_and_a_diverged_push_fails_it(origin):
+    """The point's experiment is made in a clone on the node from its stages' entries (no
+    stage runs again) and pushed to the origin; a second experiment of that name diverges
+    from the first, and DVC's message fails the point."""
+    repo, commit = origin
+    stages = tuple(run_on_node(job(origin, stage), NODE_A) for stage in ("first", "second"))
+    home = PointJob(Source(str(repo), commit), GridPoint("s-1", ()), "origin")
+    finish_on_node(home, NODE_B, stages)
+    refs = git(repo, "for-each-ref", "--format=%(refname)", "refs/exps").split()
+    assert [ref.rsplit("/", 1)[-1] for ref in refs] == ["s-1"]
+    made = git(repo, "show", f"{refs[0]}:dvc.lock")
+    for stage in stages:  # the entries the tasks made, not a run of their own
+        assert stage.entry["outs"][0]["md5"] in made
+
+    with pytest.raises(StageFailed) as refused:
+        finish_on_node(home, NODE_B, stages)
+    assert "has diverged from remote experiment" in str(refused.value)
+    assert "Sweep again under another name (-n)" in str(refused.value)

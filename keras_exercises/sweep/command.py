@@ -7,26 +7,30 @@ import contextlib
 import hashlib
 import json
 import sys
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
+from keras_exercises.runtime.errors import PipelineError
 from keras_exercises.sweep.grid import PARAMS_FILE, GridPoint, grid_points
-from keras_exercises.sweep.homecoming import (
-    PointResult,
-    bring_home,
-    compare_with_launch,
-    results_table,
-)
-from keras_exercises.sweep.node_task import StageJob, StageOutcome
+from keras_exercises.sweep.joining import connect
+from keras_exercises.sweep.node_task import PointJob, Source, StageJob
 from keras_exercises.sweep.plan import Plan, plan_sweep
 from keras_exercises.sweep.preflight import (
     committed_and_pushed,
     dvc_remote_in_project,
+    is_local_path,
     names_git_accepts,
+    remotes_fit_cluster,
     store_fits_cluster,
 )
-from keras_exercises.sweep.schedule import SweepProgress, connect, run_plan
+from keras_exercises.sweep.resources import check_feasible
+from keras_exercises.sweep.results import (
+    PointResult,
+    compare_with_launch,
+    pull_experiments,
+    results_table,
+)
+from keras_exercises.sweep.schedule import SweepProgress, run_plan
 
 GIT_REMOTE = "origin"
 
@@ -38,24 +42,35 @@ def default_name(commit: str, overrides: list[str]) -> str:
     return f"sweep-{commit[:7]}-{digest}"
 
 
-def sweep(name: str | None, overrides: list[str], address: str | None, as_json: bool) -> int:
+def sweep(
+    name: str | None,
+    overrides: list[str],
+    address: str | None,
+    as_json: bool,
+    autoscales: bool = False,
+) -> int:
     """Returns the exit status: 0 when every grid point came home, 1 otherwise. Standard
     output gets the final table (or JSON) alone; what comes before, MLflow's run addresses
     included, goes to standard error."""
     with contextlib.redirect_stdout(sys.stderr):
-        status, results, outcomes = _sweep(name, overrides, address)
+        status, results, progress = _sweep(name, overrides, address, autoscales)
     if as_json:
-        stages = [asdict(outcome) for outcome in outcomes]
-        print(json.dumps({"points": [r.as_dict() for r in results], "stages": stages}, indent=2))
+        table = {
+            "points": [result.as_dict() for result in results],
+            "stages": [asdict(outcome) for outcome in progress.outcomes.values()],
+            "homecomings": [asdict(outcome) for outcome in progress.homecomings.values()],
+        }
+        print(json.dumps(table, indent=2))
     else:
         print(results_table(results))
     return 0 if status == "FINISHED" else 1
 
 
 def _sweep(
-    name: str | None, overrides: list[str], address: str | None
-) -> tuple[str, list[PointResult], list[StageOutcome]]:
+    name: str | None, overrides: list[str], address: str | None, autoscales: bool
+) -> tuple[str, list[PointResult], SweepProgress]:
     import mlflow
+    import ray
 
     from keras_exercises.params import load_params
     from keras_exercises.tracking import store
@@ -64,17 +79,24 @@ def _sweep(
     name = name or default_name(commit, overrides)
     points = grid_points(name, overrides, Path(PARAMS_FILE))
     names_git_accepts([point.name for point in points])
-    dvc_remote_in_project()
+    dvc_name, dvc_url = dvc_remote_in_project()
+    source = Source(url, commit, dvc_name, dvc_url if is_local_path(dvc_url) else "")
     nodes = connect(address)
     try:
+        remotes_fit_cluster(url, dvc_url, nodes)
         store_fits_cluster(store.without_credentials(_store_uri()), nodes)
+        plan = plan_sweep(Path("."), commit, points)
+        has_gpus = ray.cluster_resources().get("GPU", 0) > 0
+        warning = check_feasible(plan, ray.nodes(), has_gpus, autoscales)
+        if warning:
+            print(warning)
         experiment_id = store.connect()
         client = mlflow.MlflowClient()
         parent_id = _parent_run(client, experiment_id, name, commit, overrides, len(points))
         print(f"{name}: {len(points)} grid points on {nodes} Ray node(s); MLflow run {parent_id}")
         status = "KILLED"  # unless it gets to the end
         try:
-            results, outcomes = _run(name, url, commit, points, store.tracking_uri(), parent_id)
+            results, progress = _run(name, source, plan, points, store.tracking_uri(), parent_id)
             statistics = load_params().statistics
             for result in results:
                 if result.status == "done":
@@ -84,7 +106,7 @@ def _sweep(
             client.set_terminated(parent_id, status)
     finally:
         _shutdown()
-    return status, results, outcomes
+    return status, results, progress
 
 
 def _parent_run(client, experiment_id: str, name: str, commit: str, overrides, n_points) -> str:
@@ -109,10 +131,14 @@ def _parent_run(client, experiment_id: str, name: str, commit: str, overrides, n
 
 
 def _run(
-    name: str, url: str, commit: str, points: list[GridPoint], tracking_uri: str, parent_id: str
-) -> tuple[list[PointResult], list[StageOutcome]]:
-    """Each point's result, and how each stage went (where, how long, whether it ran)."""
-    plan = plan_sweep(Path("."), commit, points)
+    name: str,
+    source: Source,
+    plan: Plan,
+    points: list[GridPoint],
+    tracking_uri: str,
+    parent_id: str,
+) -> tuple[list[PointResult], SweepProgress]:
+    """Each point's result, and how each task went (where, how long, whether it ran)."""
     by_name = {point.name: point for point in points}
 
     def job_of(key: str) -> StageJob:
@@ -120,8 +146,7 @@ def _run(
         # any point the stage serves will do: its key holds its params and its upstream's
         overrides = by_name[stage.points[0]].overrides
         return StageJob(
-            url,
-            commit,
+            source,
             overrides,
             key,
             stage.address,
@@ -131,25 +156,23 @@ def _run(
             parent_id,
         )
 
-    homecomings: dict[str, Future] = {}
-    with ThreadPoolExecutor(max_workers=1) as home:  # one `dvc exp run` at a time
+    def point_job_of(point_name: str) -> PointJob:
+        return PointJob(source, by_name[point_name], GIT_REMOTE)
 
-        def on_stage_done(key: str, progress: SweepProgress) -> None:
-            for point_name in plan.stages[key].points:
-                keys = plan.point_stages[point_name]
-                if point_name not in homecomings and all(k in progress.outcomes for k in keys):
-                    homecomings[point_name] = home.submit(
-                        bring_home, by_name[point_name], GIT_REMOTE
-                    )
+    progress = run_plan(plan, job_of, point_job_of)
+    results = [_result(point, plan, progress) for point in points]
+    home = [result.point.name for result in results if result.status == "done"]
+    if home:  # every experiment the nodes pushed, in one pull
+        try:
+            pull_experiments(GIT_REMOTE, home)
+        except PipelineError as exc:
+            for result in results:
+                if result.status == "done":
+                    result.status, result.message = "failed", str(exc)
+    return results, progress
 
-        progress = run_plan(plan, job_of, on_stage_done)
-        results = [_result(point, plan, progress, homecomings) for point in points]
-    return results, list(progress.outcomes.values())
 
-
-def _result(
-    point: GridPoint, plan: Plan, progress: SweepProgress, homecomings: dict[str, Future]
-) -> PointResult:
+def _result(point: GridPoint, plan: Plan, progress: SweepProgress) -> PointResult:
     keys = plan.point_stages[point.name]
     failed = [k for k in keys if k in progress.failures]
     # the stage that failed of itself, not one that only lacked its failed inputs
@@ -157,10 +180,9 @@ def _result(
     if own:
         messages = [f"{plan.stages[k].address}: {progress.failures[k]}" for k in own]
         return PointResult(point, "failed", "\n".join(messages))
-    try:
-        homecomings[point.name].result()
-    except Exception as exc:  # noqa: BLE001 - shown in the table, the other points go on
-        return PointResult(point, "failed", f"bringing it home: {exc}")
+    if point.name in progress.point_failures:
+        message = progress.point_failures[point.name]
+        return PointResult(point, "failed", f"bringing it home: {message}")
     return PointResult(point, "done")
 
 

@@ -1,112 +1,63 @@
-"""A finished grid point comes home: the launching repository restores it from DVC's
-run-cache as a named DVC experiment (nothing trains), pushes it, and compares its answers
-with the launching commit's."""
+"""`python -m keras_exercises.sweep.homecoming TASK`, in a clone on a node, once every stage
+of a grid point is done: the point comes home as a named DVC experiment made there and
+pushed to the git origin, in parallel with the other points' work; the launching
+repository then brings every point in with one `dvc exp pull`.
+
+TASK holds the point (name, overrides) and the dvc.lock entry of each of its stages, from
+the tasks that made them. Written into dvc.lock, with their outputs fetched from the DVC
+remote, they make `dvc exp run` restore every stage from the DVC cache: nothing trains, and
+no remote run-cache is read.
+"""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from pathlib import Path
 
 from keras_exercises.runtime.errors import PipelineError
-from keras_exercises.sweep.grid import GridPoint
+from keras_exercises.sweep.stage_runner import write_lock_entries
 
 # validate's output persists (so a bad params.yaml keeps it), and DVC never run-caches a
 # stage with a persistent output: it runs again, in a second
 RERUNS_AT_HOME = {"validate"}
 
 
-@dataclass
-class PointResult:
-    point: GridPoint
-    status: str  # "done" or "failed"
-    message: str = ""
-    answers: dict[str, float] = field(default_factory=dict)
-    # question -> (answer less the launching commit's, beyond noise in any seed's test)
-    differences: dict[str, tuple[float | None, bool]] = field(default_factory=dict)
+def bring_home(name: str, overrides: list[str], entries: dict[str, dict], git_remote: str) -> None:
+    """`dvc exp run -n <name>` of the point's overrides, every stage restored from the
+    entries; then `dvc exp push`, failing on DVC's "has diverged" (which exits 0)."""
+    from dvc.repo import Repo
 
-    def as_dict(self) -> dict:
-        return {
-            **self.point.as_dict(),
-            "status": self.status,
-            "message": self.message,
-            "answers": self.answers,
-            "differences": {
-                q: {"difference": d, "beyond_noise": beyond}
-                for q, (d, beyond) in self.differences.items()
-            },
-        }
-
-
-def bring_home(point: GridPoint, git_remote: str) -> None:
-    """`dvc exp run --temp --pull` of the point's overrides: every stage restored from the
-    run-cache its tasks pushed; then `dvc exp push`."""
-    overrides = [arg for override in point.overrides for arg in ("-S", override)]
-    # the same sweep run again replaces its experiments; `exp run --force` would, but it
-    # also turns the run-cache off and trains everything
-    subprocess.run([sys.executable, "-m", "dvc", "exp", "remove", point.name], capture_output=True)
-    printed = _dvc("exp", "run", "--temp", "--pull", "-n", point.name, *overrides)
+    _identity()
+    write_lock_entries(entries)
+    with Repo() as repo:
+        repo.fetch(targets=list(entries))
+    printed = _dvc("exp", "run", "-n", name, *[a for o in overrides for a in ("-S", o)])
     trained = set(re.findall(r"Running stage '([^']+)'", printed)) - RERUNS_AT_HOME
     if trained:
         raise PipelineError(
-            f"bringing {point.name} home ran {', '.join(sorted(trained))} again instead of "
-            "restoring it from DVC's run-cache: a bug, please report it"
+            f"bringing {name} home ran {', '.join(sorted(trained))} again instead of "
+            "restoring it from its sweep task's outputs: a bug, please report it"
         )
-    pushed = _dvc("exp", "push", git_remote, point.name)
-    # DVC prints this and exits 0: someone pushed another experiment of that name
+    pushed = _dvc("exp", "push", git_remote, name)
+    # DVC prints this and exits 0: the origin has another experiment of that name (an
+    # earlier attempt of this sweep that came home, or someone else's)
     if "has diverged" in pushed:
         raise PipelineError(
-            f"`dvc exp push {git_remote} {point.name}` pushed nothing: {pushed.strip()[-800:]} "
-            "Sweep again under another name (-n)"
+            f"`dvc exp push {git_remote} {name}` pushed nothing: {pushed.strip()[-800:]} "
+            "Sweep again under another name (-n), or, where it is an earlier attempt's, "
+            f"remove that one first (`dvc exp remove -g {git_remote} {name}`)"
         )
 
 
-def compare_with_launch(result: PointResult, statistics) -> None:
-    """The point's answers, and per question its difference from the launching commit's
-    answer with whether a paired test calls any seed's difference beyond noise."""
-    import json
-
-    from keras_exercises.comparison import Revision, compare
-
-    experiment = Revision(result.point.name)
-    answers = experiment.read("reports/answers.json")
-    result.answers = json.loads(answers) if answers else {}
-    try:
-        rows = compare(Revision("HEAD"), experiment, statistics)
-    except PipelineError:
-        return  # the launching commit has no results to compare with
-    for question in result.answers:
-        mine = [row for row in rows if row.question == question and row.difference is not None]
-        if mine:
-            difference = sum(row.difference for row in mine) / len(mine)
-            beyond = any(row.verdict == "beyond noise" for row in mine)
-            result.differences[question] = (difference, beyond)
-
-
-def results_table(results: list[PointResult]) -> str:
-    """Each grid point's overrides and answers, each followed by its difference from the
-    launching commit in brackets, `*` where it is beyond noise."""
-    questions = sorted({q for r in results for q in r.answers})
-    lines = [f"{'experiment':16} {'status':7} " + " ".join(f"{q:>18}" for q in questions)]
-    for result in results:
-        cells = []
-        for question in questions:
-            answer = result.answers.get(question)
-            difference, beyond = result.differences.get(question, (None, False))
-            text = "-" if answer is None else f"{answer:.4g}"
-            if difference is not None:
-                text += f" ({difference:+.3f}{'*' if beyond else ''})"
-            cells.append(f"{text:>18}")
-        lines.append(f"{result.point.name:16} {result.status:7} " + " ".join(cells))
-        lines.append(f"{'':16} {' '.join(result.point.overrides) or '(the current params)'}")
-        if result.message:
-            lines.extend(f"{'':16} {line}" for line in result.message.splitlines())
-    lines.append(
-        "(b - a): the difference from the launching commit, the mean over seeds; "
-        "* beyond noise in a paired test (`keras-exercises compare HEAD <experiment>`)"
-    )
-    return "\n".join(lines)
+def _identity() -> None:
+    """The experiment is a git commit: the node's own git identity, else the sweep's."""
+    asked = subprocess.run(["git", "config", "user.email"], capture_output=True, text=True)
+    if not asked.stdout.strip():
+        subprocess.run(["git", "config", "user.name", "keras-exercises sweep"], check=True)
+        subprocess.run(["git", "config", "user.email", "sweep@localhost"], check=True)
 
 
 def _dvc(*args: str) -> str:
@@ -115,3 +66,20 @@ def _dvc(*args: str) -> str:
     if done.returncode != 0:
         raise PipelineError(f"`dvc {' '.join(args)}` failed: {printed.strip()[-1500:]}")
     return printed
+
+
+def main(task_file: Path) -> int:
+    task = json.loads(task_file.read_text())
+    point = task["point"]
+    try:
+        bring_home(point["name"], point["overrides"], task["entries"], task["remote"])
+    except PipelineError as exc:
+        print(
+            f"error: {' '.join(str(exc).split())}", file=sys.stderr
+        )  # one line: the task reads it
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1])))

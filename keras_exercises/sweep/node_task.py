@@ -1,23 +1,25 @@
 """What one Ray task does on its node: run one stage of one or more grid points in a fresh
-clone of the commit, in node-local scratch whose DVC objects every task on the node shares,
-its inputs restored from the DVC remote and its outputs and run-cache entry pushed back
-there."""
+clone of the commit (clone.py), its inputs and outputs moved by stage_runner.py; or, once
+every stage of a grid point is done, make that point's DVC experiment there and push it
+(homecoming.py). The commands run from the clone, so every node runs the launching commit's
+own code, whichever version of the project it has installed."""
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from keras_exercises.sweep.grid import PARAMS_FILE, apply
+from keras_exercises.sweep.clone import CloneFailed, cloned, node_scratch
+from keras_exercises.sweep.grid import PARAMS_FILE, GridPoint, apply
 
-SCRATCH_ENV = "KERAS_EXERCISES_SCRATCH"  # where a node's clones and DVC objects go
 # what the stages tag their MLflow runs with (tracking/training_run.py)
 SWEEP_ENV = "KERAS_EXERCISES_SWEEP"
 POINTS_ENV = "KERAS_EXERCISES_SWEEP_POINTS"
@@ -27,9 +29,18 @@ NODE_ENV = "KERAS_EXERCISES_RAY_NODE"
 
 
 @dataclass(frozen=True)
-class StageJob:
+class Source:
+    """Where a task's clone comes from, and the DVC remote its outputs go to."""
+
     repo_url: str  # the git remote the nodes clone
     commit: str
+    dvc_remote: str = ""  # the default DVC remote's name...
+    dvc_remote_path: str = ""  # ...and, where it is a folder, its absolute path
+
+
+@dataclass(frozen=True)
+class StageJob:
+    source: Source
     overrides: tuple[str, ...]
     key: str
     address: str  # the stage, as DVC names it
@@ -47,70 +58,117 @@ class StageOutcome:
     host: str
     ran: bool  # False: restored from DVC's run-cache
     seconds: float  # the whole task
-    overhead_seconds: float  # cloning, checking out and pushing: the task less `dvc repro`
+    overhead_seconds: float  # cloning, moving inputs and outputs: the task less `dvc repro`
     started_at: float  # the task's start and end, seconds since the epoch
     ended_at: float
+    entry: dict = field(default_factory=dict)  # the stage's dvc.lock entry
 
 
 class StageFailed(Exception):
     """A stage's own failure (bad data, a bug): its message, from the stage's output."""
 
 
-def node_scratch(node_id: str) -> Path:
-    base = Path(os.environ.get(SCRATCH_ENV) or tempfile.gettempdir())
-    scratch = base / "keras-exercises-sweep" / node_id[:16]
-    (scratch / "work").mkdir(parents=True, exist_ok=True)
-    return scratch
-
-
 def run_stage(job: StageJob, *needed: StageOutcome) -> StageOutcome:
     """Run `job`'s stage once every stage in `needed` is done (Ray passes their outcomes)."""
     import ray
 
-    return run_on_node(job, ray.get_runtime_context().get_node_id())
+    return run_on_node(job, ray.get_runtime_context().get_node_id(), needed)
 
 
-def run_on_node(job: StageJob, node: str) -> StageOutcome:
+def run_on_node(job: StageJob, node: str, needed: tuple[StageOutcome, ...] = ()) -> StageOutcome:
     """`job`'s stage in a fresh clone in the scratch of `node` (Ray's node id)."""
     started, started_at = time.monotonic(), time.time()
-    scratch = node_scratch(node)
-    work = Path(tempfile.mkdtemp(prefix=job.address.replace("@", "-") + "-", dir=scratch / "work"))
-    try:
-        _run(["git", "clone", "--quiet", "--no-checkout", job.repo_url, str(work)], scratch)
-        _run(["git", "checkout", "--quiet", job.commit], work)
-        _share_objects(work, scratch)
+    with _clone(job.source, node, job.address) as work:
         apply(job.overrides, work / PARAMS_FILE)
-        env = _stage_env(job, node)
-        repro_seconds = work / ".dvc" / "tmp" / "repro-seconds"
-        task = ["keras_exercises.sweep.reproduce_and_push", job.address, str(repro_seconds)]
-        repro = _run([*_TETHER, sys.executable, "-m", *task], work, env)
-        stage_seconds = float(repro_seconds.read_text())
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        task = work / ".dvc" / "tmp" / "sweep-task.json"
+        task.parent.mkdir(parents=True, exist_ok=True)
+        upstream = {outcome.address: outcome.entry for outcome in needed}
+        task.write_text(json.dumps({"stage": job.address, "upstream": upstream}))
+        result = task.with_suffix(".result.json")
+        runner = ["-m", "keras_exercises.sweep.stage_runner", str(task), str(result)]
+        printed = _run([*_TETHER, sys.executable, *runner], work, _stage_env(job, node))
+        done = json.loads(result.read_text())
     seconds = time.monotonic() - started
     return StageOutcome(
         job.key,
         job.address,
         node,
         socket.gethostname(),
-        ran=f"Running stage '{job.address}'" in repro,
+        ran=f"Running stage '{job.address}'" in printed,
         seconds=seconds,
-        overhead_seconds=seconds - stage_seconds,
+        overhead_seconds=seconds - done["stage_seconds"],
         started_at=started_at,
         ended_at=time.time(),
+        entry=done["entry"],
     )
 
 
-def _share_objects(work: Path, scratch: Path) -> None:
-    """The clone's DVC cache keeps its own run-cache but the node's objects, so inputs are
-    pulled once per node. A run-cache of its own: a task stopped before its push leaves
-    its entry behind in its clone, where no later task on the node would push it without
-    its outputs."""
-    objects = scratch / "dvc-cache" / "files"
-    objects.mkdir(parents=True, exist_ok=True)
-    cache = work / ".dvc" / "cache"
-    cache.mkdir(parents=True, exist_ok=True)
-    (cache / "files").symlink_to(objects, target_is_directory=True)
+@dataclass(frozen=True)
+class PointJob:
+    source: Source
+    point: GridPoint
+    git_remote: str
+
+
+@dataclass(frozen=True)
+class PointOutcome:
+    name: str
+    node: str
+    seconds: float
+    ended_at: float
+
+
+def finish_point(job: PointJob, *stages: StageOutcome) -> PointOutcome:
+    """Once every stage of the point is done (Ray passes their outcomes): its DVC experiment,
+    made from their entries and pushed to the git origin."""
+    import ray
+
+    return finish_on_node(job, ray.get_runtime_context().get_node_id(), stages)
+
+
+def finish_on_node(job: PointJob, node: str, stages: tuple[StageOutcome, ...]) -> PointOutcome:
+    started = time.monotonic()
+    with _clone(job.source, node, job.point.name) as work:
+        task = work / ".dvc" / "tmp" / "sweep-point.json"
+        task.parent.mkdir(parents=True, exist_ok=True)
+        entries = {outcome.address: outcome.entry for outcome in stages}
+        point = {"name": job.point.name, "overrides": list(job.point.overrides)}
+        task.write_text(json.dumps({"point": point, "entries": entries, "remote": job.git_remote}))
+        homecoming = ["-m", "keras_exercises.sweep.homecoming", str(task)]
+        _run([*_TETHER, sys.executable, *homecoming], work, {**os.environ, "PYTHONUNBUFFERED": "1"})
+    return PointOutcome(job.point.name, node, time.monotonic() - started, time.time())
+
+
+@contextmanager
+def _clone(source: Source, node: str, label: str) -> Iterator[Path]:
+    try:
+        with cloned(source.repo_url, source.commit, node_scratch(node), label) as work:
+            _same_sweep_code(work, source.commit)
+            if source.dvc_remote_path:  # as `dvc remote modify --local`: the path resolved
+                config = f"['remote \"{source.dvc_remote}\"']\n    url = {source.dvc_remote_path}\n"
+                (work / ".dvc" / "config.local").write_text(config)
+            yield work
+    except CloneFailed as exc:  # raised by git alone, before the body runs
+        raise StageFailed(str(exc)) from None
+
+
+def _same_sweep_code(work: Path, commit: str) -> None:
+    """The stages run the commit's code from the clone, but this task's own code is the
+    node's installed keras_exercises.sweep: refused where it is not the commit's."""
+    installed = Path(__file__).parent
+
+    def sources(folder: Path) -> dict[str, bytes]:
+        return {path.name: path.read_bytes() for path in sorted(folder.glob("*.py"))}
+
+    if sources(installed) != sources(work / "keras_exercises" / "sweep"):
+        asked = ["git", "-C", str(installed), "log", "-1", "--format=%h"]
+        version = subprocess.run(asked, capture_output=True, text=True).stdout.strip()
+        raise StageFailed(
+            f"node {socket.gethostname()} runs the sweep code installed at {installed}"
+            f"{f' (commit {version})' if version else ''}, which differs from commit "
+            f"{commit[:7]}'s: install the launching commit there (`git checkout {commit[:7]}` "
+            'in its clone, then `pip install -e ".[team,cluster]"`) and sweep again'
+        )
 
 
 def _stage_env(job: StageJob, node: str) -> dict[str, str]:

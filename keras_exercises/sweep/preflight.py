@@ -4,7 +4,9 @@ both must hold what the sweep runs."""
 
 from __future__ import annotations
 
+import re
 import subprocess
+from pathlib import Path
 
 from keras_exercises.runtime.errors import PipelineError
 
@@ -27,6 +29,9 @@ def committed_and_pushed(git_remote: str = "origin") -> tuple[str, str]:
             f"no git remote '{git_remote}': the nodes clone the commit from it; "
             f"`git remote add {git_remote} <url>` and `git push`"
         ) from None
+    if is_local_path(url) and not Path(url).is_absolute():
+        # git reads it from the repository's top folder; the nodes' clones are elsewhere
+        url = str((Path(_git("rev-parse", "--show-toplevel").strip()) / url).resolve())
     remote_heads = [line.split()[0] for line in _git("ls-remote", git_remote).splitlines()]
     if not any(_contains(head, commit) for head in remote_heads):
         raise PipelineError(
@@ -45,18 +50,47 @@ def _contains(head: str, commit: str) -> bool:
     return subprocess.run(["git", "merge-base", "--is-ancestor", commit, head]).returncode == 0
 
 
-def dvc_remote_in_project() -> str:
-    """The default DVC remote named in .dvc/config, the file the nodes' clones have."""
+def dvc_remote_in_project() -> tuple[str, str]:
+    """The default DVC remote named in .dvc/config, the file the nodes' clones have: its
+    name and its URL, a local path made absolute (DVC reads a relative one from the
+    config's folder, which in a node's clone is another)."""
     from dvc.repo import Repo
 
     with Repo() as repo:
-        name = repo.config.read("repo").get("core", {}).get("remote")
+        committed = repo.config.read("repo")  # not config.local: the clones lack it
+    name = committed.get("core", {}).get("remote")
+    url = committed.get("remote", {}).get(name, {}).get("url", "") if name else ""
     if not name:
         raise PipelineError(
             "no default DVC remote in .dvc/config: the nodes exchange every stage's outputs "
             "through it; `dvc remote add -d <name> <url>` (docs/team.md), commit and push"
         )
-    return name
+    return name, str(Path(url).resolve()) if is_local_path(url) else url
+
+
+def is_local_path(url: str) -> bool:
+    """A path on this machine: no scheme (`ssh://`, `s3://`, ...; `file://` is local) and
+    not git's scp-like `host:path`."""
+    scheme, sep, _ = url.partition("://")
+    if sep:
+        return scheme == "file"
+    return not re.match(r"^[\w.@-]+:(?![\\/])", url)
+
+
+def remotes_fit_cluster(git_url: str, dvc_url: str, nodes: int) -> None:
+    """With more than one node, the git origin and the DVC remote must be reachable from
+    every node: a local path names a folder on this machine alone."""
+    if nodes <= 1:
+        return
+    for what, url, fix in (
+        ("the git origin", git_url, "`git remote set-url origin <ssh:// or https:// URL>`"),
+        ("the DVC remote", dvc_url, "`dvc remote modify <name> url <s3://, ssh://, ...>`"),
+    ):
+        if is_local_path(url):
+            raise PipelineError(
+                f"{what} is {url}, a path on this machine, and the cluster has {nodes} nodes: "
+                f"each node needs one it can reach; {fix}, commit and push (docs/cluster.md)"
+            )
 
 
 def names_git_accepts(names: list[str]) -> None:

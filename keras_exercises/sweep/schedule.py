@@ -3,122 +3,95 @@ starts once the tasks it needs are done, and follow them with a progress bar."""
 
 from __future__ import annotations
 
-import socket
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from keras_exercises.runtime.errors import PipelineError
-from keras_exercises.sweep.node_task import StageJob, StageOutcome, run_stage
+from keras_exercises.sweep.node_task import (
+    PointJob,
+    PointOutcome,
+    StageJob,
+    StageOutcome,
+    finish_point,
+    run_stage,
+)
 from keras_exercises.sweep.plan import Plan
+from keras_exercises.sweep.resources import WaitWatch, requests
 
 # Ray runs a task again elsewhere when its node or worker dies, never for the stage's own
 # failure (retry_exceptions is off)
 RETRIES_ON_LOST_NODE = 3
 
-# The Ray Client's head starts a server process per client, forking while its own gRPC
-# threads run; that process dies at once, with an empty log, in some 7% of starts and more
-# on a loaded machine (ray-project/ray#63202, open), failing `ray.init("ray://...")` with
-# this message. A new client gets a new server; two failures in a row have been seen here.
-CLIENT_SERVER_FAILED = "Initialization failure from server"
-CLIENT_SERVER_RETRIES = 3
-
-
 @dataclass
 class SweepProgress:
     outcomes: dict[str, StageOutcome] = field(default_factory=dict)  # by stage key
     failures: dict[str, str] = field(default_factory=dict)  # stage key -> its message
-
-
-def connect(address: str | None) -> int:
-    """Join the cluster at `address` (`auto`, `host:port`, `ray://host:port`), or start a
-    local Ray instance on this machine's CPUs and GPUs. Returns the number of live nodes."""
-    import ray
-
-    if address and address != "auto":
-        _reachable(address)
-    for attempt in range(1 + CLIENT_SERVER_RETRIES):
-        try:
-            # "local": a new instance, even where `ray start` left one to connect to
-            ray.init(address=address or "local", log_to_driver=False, configure_logging=False)
-            break
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            ray.shutdown()  # a failed init leaves this process half joined
-            if attempt < CLIENT_SERVER_RETRIES and CLIENT_SERVER_FAILED in str(exc):
-                continue
-            raise PipelineError(
-                f"cannot join the Ray cluster at {address} ({_gist(exc)}): start "
-                "it (`ray start --head` on one machine, docs/cluster.md) or pass its address "
-                "with --address"
-            ) from None
-    return sum(1 for node in ray.nodes() if node["Alive"])
-
-
-def _gist(exc: Exception) -> str:
-    """The first line of Ray's message, and its last where the first only introduces a
-    traceback the Ray Client's head sent back ("Initialization failure from server:")."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [repr(exc)]
-    return lines[0] if not lines[0].endswith(":") else f"{lines[0]} {lines[-1]}"
-
-
-def _reachable(address: str) -> None:
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    try:
-        socket.create_connection((host, int(port)), timeout=5).close()
-    except (OSError, ValueError) as exc:
-        raise PipelineError(
-            f"cannot reach the Ray cluster at {address} ({exc}): check that its head node "
-            "runs (`ray status` there) and that --address names it, as host:port (the "
-            "head's GCS port, 6379 by default) or ray://host:10001"
-        ) from None
+    homecomings: dict[str, PointOutcome] = field(default_factory=dict)  # by grid point
+    point_failures: dict[str, str] = field(default_factory=dict)  # grid point -> message
 
 
 def run_plan(
     plan: Plan,
     job_of: Callable[[str], StageJob],
-    on_stage_done: Callable[[str, SweepProgress], None],
+    point_job_of: Callable[[str], PointJob] | None = None,
     task: Callable[..., StageOutcome] = run_stage,
+    finish: Callable[..., PointOutcome] = finish_point,
 ) -> SweepProgress:
-    """Submit every stage of `plan`, each asking Ray for its threads as CPUs (and a GPU,
-    where the cluster has any, for the stages that run TensorFlow); call `on_stage_done`
-    after each ends, in the order they end. `task(job, *outcomes_needed)` runs one stage."""
+    """Submit every stage of `plan`, each asking Ray for what `requests` says, and after
+    each grid point's stages the task that brings it home (`point_job_of`; none without
+    it). `task(job, *outcomes_needed)` runs one stage, `finish(point_job, *outcomes)` one
+    homecoming; Ray starts each once the tasks it needs are done."""
     import ray
     from tqdm import tqdm
 
-    remote = ray.remote(task)
+    reported, finishing = ray.remote(_reported), ray.remote(finish)
     has_gpus = ray.cluster_resources().get("GPU", 0) > 0
+    watch = WaitWatch(plan, has_gpus)
     refs = {}
     for key, stage in plan.stages.items():  # every stage after the ones it needs
-        options = {
-            "name": stage.address,
-            "num_cpus": stage.threads or 1,
-            "num_gpus": 1 if has_gpus and stage.threads else 0,
-            "max_retries": RETRIES_ON_LOST_NODE,
-        }
+        cpus, gpus = requests(stage, has_gpus)
+        options = {"name": stage.address, "num_cpus": cpus, "num_gpus": gpus}
         needed = [refs[upstream] for upstream in stage.upstream]
-        refs[key] = remote.options(**options).remote(job_of(key), *needed)
+        refs[key] = reported.options(**options, max_retries=RETRIES_ON_LOST_NODE).remote(
+            task, watch.board, key, job_of(key), *needed
+        )
+    pending = {ref: ("stage", key) for key, ref in refs.items()}
+    for name, keys in plan.point_stages.items() if point_job_of else ():
+        options = {"name": f"home {name}", "num_cpus": 1, "max_retries": RETRIES_ON_LOST_NODE}
+        ref = finishing.options(**options).remote(point_job_of(name), *[refs[k] for k in keys])
+        pending[ref] = ("point", name)
 
     progress = SweepProgress()
     per_node: Counter[str] = Counter()
-    pending = {ref: key for key, ref in refs.items()}
-    with tqdm(total=len(refs), unit="stage", desc="sweep", dynamic_ncols=True) as bar:
+    with tqdm(total=len(pending), unit="task", desc="sweep", dynamic_ncols=True) as bar:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=2.0)
             for ref in ready:
-                key = pending.pop(ref)
+                kind, key = pending.pop(ref)
                 try:
                     outcome = ray.get(ref)
                 except ray.exceptions.RayError as exc:
-                    progress.failures[key] = _failure_message(exc)
+                    failures = progress.failures if kind == "stage" else progress.point_failures
+                    failures[key] = _failure_message(exc)
                 else:
-                    progress.outcomes[key] = outcome
+                    if kind == "stage":
+                        progress.outcomes[key] = outcome
+                    else:
+                        progress.homecomings[key] = outcome
                     per_node[outcome.node[:8]] += 1
+                watch.done(key)
                 bar.update(1)
-                bar.set_postfix_str(
-                    ", ".join(f"node {node}: {n}" for node, n in sorted(per_node.items()))
-                )
-                on_stage_done(key, progress)
+            nodes = ", ".join(f"node {node}: {n}" for node, n in sorted(per_node.items()))
+            postfix = "; ".join(filter(None, [nodes, watch.waiting()]))
+            if postfix != bar.postfix:  # drawn again only when it says something new
+                bar.set_postfix_str(postfix)
     return progress
+
+
+def _reported(task: Callable[..., StageOutcome], board, key: str, job, *needed) -> StageOutcome:
+    """`task`, once it has told the board it started (the driver tells waiting from running)."""
+    board.start.remote(key)
+    return task(job, *needed)
 
 
 def _failure_message(exc: Exception) -> str:

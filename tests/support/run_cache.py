@@ -3,12 +3,13 @@ reaches the remote's run-cache when a push stops midway."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
 import yaml
 
-from tests.support.project_copy import git
+from tests.support.project_copy import ROOT, git
 
 # `first` writes something new each run, as a training stage does (its MLflow run's id);
 # DVC run-caches only a stage with a dependency
@@ -28,6 +29,11 @@ stages:
 def two_stage_repo(repo: Path, remote: Path) -> str:
     """Make the project in `repo`, its default DVC remote `remote`; return its commit."""
     repo.mkdir()
+    # the sweep's tasks run the commit's own keras_exercises, and check it is theirs
+    package = [name for name in git(ROOT, "ls-files", "keras_exercises").split("\n") if name]
+    for name in package:
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, repo / name)
     git(repo, "init", "-q")
     git(repo, "config", "user.name", "test")
     git(repo, "config", "user.email", "test@localhost")

@@ -1,0 +1,70 @@
+"""A project whose git origin and DVC remote are reached over the network, as every node of
+a real cluster reaches them: `git daemon` serving a bare origin (pushes allowed) and moto's
+S3 server, both on 127.0.0.1."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import yaml
+
+from tests.support.project_copy import git
+from tests.support.services import S3_CREDENTIALS, S3Endpoint, free_port, stop
+
+BUCKET = "sweep"
+
+
+@contextmanager
+def git_daemon(base: Path) -> Iterator[str]:
+    """Serve the bare repositories under `base`; yields the URL prefix, git://127.0.0.1:P."""
+    port = free_port()
+    daemon = subprocess.Popen(
+        ["git", "daemon", "--reuseaddr", "--export-all", "--enable=receive-pack"]
+        + [f"--base-path={base}", "--listen=127.0.0.1", f"--port={port}", str(base)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"git://127.0.0.1:{port}"
+    try:
+        for _ in range(100):  # until it answers
+            probe = subprocess.run(["git", "ls-remote", f"{url}/origin.git"], capture_output=True)
+            if probe.returncode == 0:
+                break
+            subprocess.run(["sleep", "0.1"])
+        yield url
+    finally:
+        stop(daemon)
+
+
+def put_online(project: Path, origin_url: str, s3: S3Endpoint) -> None:
+    """Point the project's origin at `origin_url` and its default DVC remote at a bucket of
+    `s3`, commit and push."""
+    s3.create_bucket(BUCKET)
+    git(project, "remote", "set-url", "origin", origin_url)
+    for command in (
+        ["dvc", "remote", "add", "-f", "-d", "store", f"s3://{BUCKET}/dvc"],
+        ["dvc", "remote", "modify", "store", "endpointurl", s3.url],
+    ):
+        subprocess.run(command, cwd=project, check=True, capture_output=True)
+    git(project, "commit", "-qam", "the DVC remote on S3")
+    git(project, "push", "-q", "origin", "HEAD:refs/heads/main")
+
+
+def run_cache_entries(s3: S3Endpoint) -> list[dict]:
+    """Every run-cache entry in the bucket's DVC remote."""
+    import boto3
+
+    client = boto3.client(
+        "s3", endpoint_url=s3.url, region_name="us-east-1", **_lower(S3_CREDENTIALS)
+    )
+    listed = client.list_objects_v2(Bucket=BUCKET, Prefix="dvc/runs/").get("Contents", [])
+    bodies = [client.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read() for o in listed]
+    return [yaml.safe_load(body) for body in bodies]
+
+
+def _lower(credentials: dict[str, str]) -> dict[str, str]:
+    return {name.lower(): value for name, value in credentials.items()}
