@@ -3,35 +3,45 @@
     python -m benchmarks.sweep [--mirror DIR] [--jobs 2]
 
 One grid, four experiments of two seeds each (exercise 1's and exercise 2's learning rate,
-two values each, `seeds: [42, 43]`), from a fresh commit three times, each in its own copy
-of the project with its own empty DVC remote: by `sweep` on a local Ray instance, by
-`dvc exp run --queue` + `dvc queue start --jobs N`, and by one `dvc exp run` after another.
-Without --mirror, on the tests' tiny synthetic data (start-up and overhead dominate);
-with it, on the real slices at the exercises' sizes. Also: each sweep task's overhead
-(clone, checkout, push) against its `dvc repro` (pull, restore, the stage), and, on paper
-from benchmarks/results/full_size.json, grid points per hour against nodes. Writes
-benchmarks/results/sweep.json and sweep.md.
+two values each, `seeds: [42, 43]`), from a fresh commit each time, each in its own copy of
+the project with its own empty DVC remote: by `sweep` on a local Ray instance (homecoming
+included), by `dvc exp run --queue` + `dvc queue start --jobs N`, and by one `dvc exp run`
+after another. Then one point of five seeds, `sweep -S 'seeds=[42,43,44,45,46]'` against
+`dvc exp run` of the same params; and the grid's sweep once more on a three-node
+`ray.cluster_utils` cluster (a head and two nodes of `threads` CPUs each, the origin served
+by `git daemon`, the DVC remote on moto's S3). Without --mirror, on the tests' tiny
+synthetic data (start-up and overhead dominate); with it, on the real slices.
+
+Also: each task's overhead (the task less its `dvc repro`), all tasks together against the
+same stages one after another, the time from the last stage's end to the sweep's end
+against one point's homecoming plus the pull, and, as a model, grid points per hour
+against nodes. Writes benchmarks/results/sweep.json and sweep.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import psutil
 import yaml
 
 from benchmarks.run import RESULTS
+from benchmarks.sweep_report import markdown
 from keras_exercises.data.mirror import build_mirror
 from tests.conftest import shrink
+from tests.support.networked import git_daemon, put_online
 from tests.support.project_copy import ROOT, copy_project, git
+from tests.support.services import S3_CREDENTIALS, plain_mlflow_server, s3_endpoint
 
 GRID = [
     "exercises.ex1.optimizer.learning_rate=0.001,0.002",
@@ -42,37 +52,48 @@ POINTS = [
     for a in ("0.001", "0.002")
     for b in ("0.001", "0.002")
 ]
+FIVE_SEEDS = "seeds=[42,43,44,45,46]"
 NODES = (1, 2, 4, 8, 16)
 
 
 def project(base: Path, name: str, params: dict) -> Path:
     """A copy of the project at `params`, pushed to a bare origin, with its own DVC remote."""
-    origin = base / f"{name}-origin.git"
+    origin = base / name / "origin.git"
+    origin.parent.mkdir(parents=True)
     subprocess.run(["git", "init", "-q", "--bare", str(origin)], check=True)
-    copy = copy_project(base / name, yaml.safe_dump(params, sort_keys=False))
+    copy = copy_project(base / name / "project", yaml.safe_dump(params, sort_keys=False))
     git(copy, "remote", "add", "origin", str(origin))
-    remote = ["dvc", "remote", "add", "-d", "store", str(base / f"{name}-remote")]
+    remote = ["dvc", "remote", "add", "-d", "store", str(base / name / "dvc-remote")]
     subprocess.run(remote, cwd=copy, check=True, capture_output=True)
     git(copy, "commit", "-qam", "a DVC remote")
     git(copy, "push", "-q", "origin", "HEAD:refs/heads/main")
     return copy
 
 
-def run(command: list[str], cwd: Path) -> str:
-    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+def run(command: list[str], cwd: Path, env: dict | None = None) -> str:
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         sys.exit(f"{' '.join(command)} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
     return done.stdout
 
 
-def by_sweep(copy: Path) -> tuple[float, float, list[dict]]:
-    """(seconds in all, seconds after the last stage ended, the stages' outcomes)."""
-    started = time.perf_counter()
+def by_sweep(copy: Path, overrides: list[str], address: str = "", env=None) -> dict:
+    """The sweep's seconds, its tasks, and its time after the last stage ended."""
     command = ["keras-exercises", "sweep", "-n", "bench", "--json"]
-    printed = run(command + [arg for o in GRID for arg in ("-S", o)], copy)
+    command += ["--address", address] if address else []
+    started = time.perf_counter()
+    printed = run(command + [arg for o in overrides for arg in ("-S", o)], copy, env)
     seconds, ended = time.perf_counter() - started, time.time()
-    stages = json.loads(printed)["stages"]
-    return seconds, ended - max(s["ended_at"] for s in stages), stages
+    table = json.loads(printed)
+    stages, homes = table["stages"], table["homecomings"]
+    return {
+        "seconds": seconds,
+        "after_last_stage_s": ended - max(s["ended_at"] for s in stages),
+        "homecoming_median_s": statistics.median(h["seconds"] for h in homes),
+        "homecoming_max_s": max(h["seconds"] for h in homes),
+        "pull_s": table["pull_seconds"],
+        "stages": stages,
+    }
 
 
 def by_queue(copy: Path, jobs: int) -> float:
@@ -90,22 +111,64 @@ def by_queue(copy: Path, jobs: int) -> float:
     return seconds
 
 
-def by_sequence(copy: Path) -> float:
+def by_sequence(copy: Path, points: list[list[str]]) -> float:
     started = time.perf_counter()
-    for point in POINTS:
+    for point in points:
         run(["dvc", "exp", "run", *[a for o in point for a in ("-S", o)]], copy)
     return time.perf_counter() - started
 
 
-def on_paper(task_overhead_s: float, seeds: int = 2) -> list[dict]:
-    """Grid points per hour of this grid at full size: each point trains exercises 1 and 2
-    once per seed (the rest is shared and amortized over a large grid); a node of two cores
-    runs one two-thread TensorFlow task at a time, and each task pays the overhead measured
-    here besides."""
+def on_three_nodes(base: Path, params: dict) -> dict:
+    """The grid's sweep on a head of no CPUs and two nodes of `threads` CPUs, every node its
+    own raylet, reaching the origin and the DVC remote over the network."""
+    from ray.cluster_utils import Cluster
+
+    copy = project(base, "cluster", params)
+    credentials = {**S3_CREDENTIALS, "AWS_DEFAULT_REGION": "us-east-1"}
+    os.environ.update(credentials)  # the nodes start with this process's environment
+    os.environ["KERAS_EXERCISES_SCRATCH"] = str(base / "cluster" / "scratch")
+    with ExitStack() as stack:
+        served = stack.enter_context(git_daemon(base / "cluster"))
+        s3 = stack.enter_context(s3_endpoint())
+        put_online(copy, f"{served}/origin.git", s3)
+        cluster = Cluster(
+            initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False}
+        )
+        stack.callback(cluster.shutdown)
+        for _ in range(2):
+            cluster.add_node(num_cpus=params["threads"])
+        cluster.wait_for_nodes()
+        server = stack.enter_context(plain_mlflow_server(base / "cluster"))
+        return by_sweep(copy, GRID, cluster.address, {**os.environ, "MLFLOW_TRACKING_URI": server})
+
+
+def task_costs(sweep: dict, sequence_s: float) -> dict:
+    """What the tasks cost beyond their stages."""
+    stages = sweep["stages"]
+    total = sum(s["seconds"] for s in stages)
+    return {
+        "tasks": len(stages),
+        "tasks_that_ran": sum(s["ran"] for s in stages),
+        "task_overhead_median_s": statistics.median(s["overhead_seconds"] for s in stages),
+        "task_repro_median_s": statistics.median(
+            s["seconds"] - s["overhead_seconds"] for s in stages
+        ),
+        "task_seconds_total": total,
+        "tasks_against_sequence": total / sequence_s,
+    }
+
+
+def model(overhead_s: float, homecoming_s: float, seeds: int = 2) -> list[dict]:
+    """A model, not a measurement: grid points of this grid per hour at full size
+    (benchmarks/results/full_size.json, every epoch run). Each point trains exercises 1 and 2
+    once per seed and makes its report, each a task paying the measured overhead, then
+    comes home in a task of the measured length; the shared stages are amortized over a
+    large grid; a node of two cores runs one two-thread task at a time, and nodes never
+    wait for each other."""
     rows = json.loads((RESULTS / "full_size.json").read_text())["rows"]
     total = {row["exercise"]: row["total_s"] for row in rows}
-    tasks = 2 * seeds + 1  # exercises 1 and 2 per seed, and the report
-    per_point = seeds * (total["ex1"] + total["ex2"]) + tasks * task_overhead_s
+    tasks = 2 * seeds + 1
+    per_point = seeds * (total["ex1"] + total["ex2"]) + tasks * overhead_s + homecoming_s
     return [{"nodes": n, "points_per_hour": 3600 * n / per_point} for n in NODES]
 
 
@@ -126,30 +189,32 @@ def main() -> None:
             build_mirror(base / "mirror", real=None, n_train=60, n_test=30)
             params = shrink(real, str(base / "mirror"))
         params["seeds"] = [42, 43]
-        sweep_s, after_stages_s, stages = by_sweep(project(base, "sweep", params))
+        sweep = by_sweep(project(base, "sweep", params), GRID)
         queue_s = by_queue(project(base, "queue", params), args.jobs)
-        sequence_s = by_sequence(project(base, "sequence", params))
-    overhead = [s["overhead_seconds"] for s in stages]
-    repro = [s["seconds"] - s["overhead_seconds"] for s in stages]
-    # what a task costs beyond its stage: the tasks' summed time against the same stages
-    # run one after another (the sequence also runs `validate` in each experiment)
-    task_total = sum(s["seconds"] for s in stages)
-    extra_per_task = (task_total - sequence_s) / len(stages)
+        sequence_s = by_sequence(project(base, "sequence", params), POINTS)
+        five = {
+            "sweep": by_sweep(project(base, "five-sweep", params), [FIVE_SEEDS])["seconds"],
+            "dvc_exp_run": by_sequence(project(base, "five-run", params), [[FIVE_SEEDS]]),
+        }
+        cluster = on_three_nodes(base, params)
+    costs = task_costs(sweep, sequence_s)
     results = {
         "machine": f"{psutil.cpu_count()} CPU cores, {platform.system()} {platform.machine()}",
+        "cpu": platform.processor() or _cpu_model(),
         "data": str(args.mirror) if args.mirror else "synthetic, the tests' tiny params",
         "experiments": len(POINTS),
         "seeds": 2,
-        "seconds": {"sweep": sweep_s, "queue": queue_s, "sequence": sequence_s},
+        "seconds": {"sweep": sweep["seconds"], "queue": queue_s, "sequence": sequence_s},
         "queue_jobs": args.jobs,
-        "tasks": len(stages),
-        "tasks_that_ran": sum(s["ran"] for s in stages),
-        "task_overhead_median_s": statistics.median(overhead),
-        "task_repro_median_s": statistics.median(repro),
-        "task_seconds_total": task_total,
-        "after_last_stage_s": after_stages_s,
-        "extra_per_task_s": extra_per_task,
-        "on_paper": on_paper(max(extra_per_task, statistics.median(overhead))),
+        **costs,
+        "after_last_stage_s": sweep["after_last_stage_s"],
+        "homecoming_median_s": sweep["homecoming_median_s"],
+        "homecoming_max_s": sweep["homecoming_max_s"],
+        "pull_s": sweep["pull_s"],
+        "five_seeds": five,
+        "three_nodes": {k: v for k, v in cluster.items() if k != "stages"}
+        | {"tasks_seconds_total": sum(s["seconds"] for s in cluster["stages"])},
+        "model": model(costs["task_overhead_median_s"], sweep["homecoming_median_s"]),
         "stages": [
             {
                 "address": s["address"],
@@ -157,7 +222,7 @@ def main() -> None:
                 "repro_s": s["seconds"] - s["overhead_seconds"],
                 "overhead_s": s["overhead_seconds"],
             }
-            for s in sorted(stages, key=lambda s: s["started_at"])
+            for s in sorted(sweep["stages"], key=lambda s: s["started_at"])
         ],
     }
     (RESULTS / "sweep.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -165,54 +230,11 @@ def main() -> None:
     print(markdown(results))
 
 
-def markdown(r: dict) -> str:
-    s = r["seconds"]
-    lines = [
-        f"Measured {time.strftime('%Y-%m-%d')} on {r['machine']}; data: {r['data']}. "
-        f"{r['experiments']} experiments of {r['seeds']} seeds each "
-        "(exercise 1's and 2's learning rate, two values each), from a fresh commit.",
-        "",
-        "| how | seconds | against one after another |",
-        "|---|---|---|",
-        f"| `keras-exercises sweep`, a local Ray instance | {s['sweep']:.0f} | "
-        f"{s['sweep'] / s['sequence']:.2f} |",
-        f"| `dvc queue start --jobs {r['queue_jobs']}` | {s['queue']:.0f} | "
-        f"{s['queue'] / s['sequence']:.2f} |",
-        f"| `dvc exp run`, one after another | {s['sequence']:.0f} | 1.00 |",
-        "",
-        f"The sweep ran {r['tasks']} tasks, of which {r['tasks_that_ran']} ran their stage "
-        "(a task restores its stage from the run-cache where it can). Per task, the median "
-        f"overhead (clone, checkout, push) was {r['task_overhead_median_s']:.1f} s against "
-        f"a median {r['task_repro_median_s']:.1f} s in `dvc repro --pull` (pulling, restoring the "
-        "stages upstream, running the stage). All tasks together took "
-        f"{r['task_seconds_total']:.0f} s against {s['sequence']:.0f} s for the same stages "
-        f"one after another: {r['extra_per_task_s']:.1f} s more per task, the price of a "
-        "stage run anywhere (its own clone, `validate` again, the stages upstream restored "
-        "through DVC, and two tasks sharing this machine's two cores). After the last stage "
-        f"ended, the sweep took {r['after_last_stage_s']:.0f} s more to bring the last "
-        "points home (`dvc exp run --temp --pull`, one point at a time) and print the table.",
-        "",
-        "On paper, at full size (benchmarks/results/full_size.json, every epoch run), "
-        "with that price on each of a point's five tasks: grid points of this grid per "
-        "hour, each node two cores running one two-thread task at a time.",
-        "",
-        "| nodes | grid points per hour |",
-        "|---|---|",
-        *[f"| {row['nodes']} | {row['points_per_hour']:.1f} |" for row in r["on_paper"]],
-        "",
-        "Each task, in the order they started: seconds in `dvc repro --pull` (restoring the "
-        "stages upstream, then the stage) and in the rest (clone, checkout, push).",
-        "",
-        "| stage | ran | repro s | rest s |",
-        "|---|---|---|---|",
-        *[
-            f"| {t['address']} | {'yes' if t['ran'] else 'restored'} | {t['repro_s']:.1f} | "
-            f"{t['overhead_s']:.1f} |"
-            for t in r["stages"]
-        ],
-        "",
-    ]
-    return "\n".join(lines)
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
 
 
 if __name__ == "__main__":

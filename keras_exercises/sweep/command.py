@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import json
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -59,6 +60,7 @@ def sweep(
             "points": [result.as_dict() for result in results],
             "stages": [asdict(outcome) for outcome in progress.outcomes.values()],
             "homecomings": [asdict(outcome) for outcome in progress.homecomings.values()],
+            "pull_seconds": progress.pull_seconds,
         }
         print(json.dumps(table, indent=2))
     else:
@@ -163,8 +165,10 @@ def _run(
     results = [_result(point, plan, progress) for point in points]
     home = [result.point.name for result in results if result.status == "done"]
     if home:  # every experiment the nodes pushed, in one pull
+        started = time.monotonic()
         try:
             pull_experiments(GIT_REMOTE, home)
+            progress.pull_seconds = time.monotonic() - started
         except PipelineError as exc:
             for result in results:
                 if result.status == "done":

@@ -28,6 +28,7 @@ class SweepProgress:
     failures: dict[str, str] = field(default_factory=dict)  # stage key -> its message
     homecomings: dict[str, PointOutcome] = field(default_factory=dict)  # by grid point
     point_failures: dict[str, str] = field(default_factory=dict)  # grid point -> message
+    pull_seconds: float = 0.0  # the one `dvc exp pull` that brings the points in
 
 
 def run_plan(
