@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from keras_exercises.runtime.errors import PipelineError
+from keras_exercises.sweep.grid import PARAMS_FILE, apply
 from keras_exercises.sweep.stage_runner import write_lock_entries
 
 # validate's output persists (so a bad params.yaml keeps it), and DVC never run-caches a
@@ -31,6 +32,8 @@ def bring_home(name: str, overrides: list[str], entries: dict[str, dict], git_re
     from dvc.repo import Repo
 
     _identity()
+    # the point's params first: they decide which stages dvc.yaml has (one per seed)
+    apply(tuple(overrides), Path(PARAMS_FILE))
     write_lock_entries(entries)
     with Repo() as repo:
         repo.fetch(targets=list(entries))
@@ -71,9 +74,11 @@ def _dvc(*args: str) -> str:
 def main(task_file: Path) -> int:
     task = json.loads(task_file.read_text())
     point = task["point"]
+    from dvc.exceptions import DvcException
+
     try:
         bring_home(point["name"], point["overrides"], task["entries"], task["remote"])
-    except PipelineError as exc:
+    except (PipelineError, DvcException) as exc:
         print(
             f"error: {' '.join(str(exc).split())}", file=sys.stderr
         )  # one line: the task reads it

@@ -14,7 +14,13 @@ from keras_exercises.runtime.errors import PipelineError
 def committed_and_pushed(git_remote: str = "origin") -> tuple[str, str]:
     """(the git remote's URL, HEAD's commit) once the workspace is clean and HEAD is on the
     remote."""
-    changed = _git("status", "--porcelain").splitlines()
+    try:
+        changed = _git("status", "--porcelain").splitlines()
+    except subprocess.CalledProcessError:
+        raise PipelineError(
+            "not in a git repository: the nodes clone the sweep's commit, so run it from "
+            "your clone of the project"
+        ) from None
     if changed:
         files = ", ".join(line[3:] for line in changed[:5]) + (", ..." if len(changed) > 5 else "")
         raise PipelineError(
