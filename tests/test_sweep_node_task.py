@@ -36,9 +36,9 @@ def origin(tmp_path: Path, monkeypatch) -> tuple[Path, str]:
     return repo, two_stage_repo(repo, tmp_path / "remote")
 
 
-def job(origin: tuple[Path, str], stage: str) -> StageJob:
+def job(origin: tuple[Path, str], stage: str, overrides: tuple[str, ...] = ()) -> StageJob:
     repo, commit = origin
-    return StageJob(Source(str(repo), commit), (), stage, stage, "s", ("s-1",), "", "")
+    return StageJob(Source(str(repo), commit), overrides, stage, stage, "s", ("s-1",), "", "")
 
 
 def test_a_task_pushes_its_outputs_before_its_entry_and_only_what_it_made(origin, tmp_path):
@@ -82,11 +82,14 @@ def test_a_node_whose_sweep_code_is_not_the_commits_is_refused(origin):
 
 def test_a_point_comes_home_on_its_node_and_a_diverged_push_fails_it(origin):
     """The point's experiment is made in a clone on the node from its stages' entries (no
-    stage runs again) and pushed to the origin; a second experiment of that name diverges
-    from the first, and DVC's message fails the point."""
+    stage runs again), with a seed the commit's params lack, and pushed to the origin; a
+    second experiment of that name diverges from the first, and DVC's message fails the
+    point."""
     repo, commit = origin
-    stages = tuple(run_on_node(job(origin, stage), NODE_A) for stage in ("first", "second"))
-    home = PointJob(Source(str(repo), commit), GridPoint("s-1", ()), "origin")
+    seeds = ("seeds=[1,2]",)
+    names = ("first", "second", "per_seed@1", "per_seed@2")
+    stages = tuple(run_on_node(job(origin, stage, seeds), NODE_A) for stage in names)
+    home = PointJob(Source(str(repo), commit), GridPoint("s-1", seeds), "origin")
     finish_on_node(home, NODE_B, stages)
     refs = git(repo, "for-each-ref", "--format=%(refname)", "refs/exps").split()
     assert [ref.rsplit("/", 1)[-1] for ref in refs] == ["s-1"]

@@ -12,7 +12,7 @@ import yaml
 from tests.support.project_copy import ROOT, git
 
 # `first` writes something new each run, as a training stage does (its MLflow run's id);
-# DVC run-caches only a stage with a dependency
+# DVC run-caches only a stage with a dependency; `per_seed` has a stage per seed in params
 PIPELINE = """\
 stages:
   first:
@@ -23,6 +23,12 @@ stages:
     cmd: python -c "import pathlib; pathlib.Path('second.txt').write_text('second')"
     deps: [input.txt]
     outs: [second.txt]
+  per_seed:
+    foreach: ${seeds}
+    do:
+      cmd: python -c "import pathlib; pathlib.Path('seed-${item}.txt').write_text('${item}')"
+      deps: [input.txt]
+      outs: [seed-${item}.txt]
 """
 
 
@@ -40,6 +46,7 @@ def two_stage_repo(repo: Path, remote: Path) -> str:
     subprocess.run(["dvc", "init", "-q"], cwd=repo, check=True)
     subprocess.run(["dvc", "remote", "add", "-d", "store", str(remote)], cwd=repo, check=True)
     (repo / "dvc.yaml").write_text(PIPELINE)
+    (repo / "params.yaml").write_text("seeds: [1]\n")
     (repo / "input.txt").write_text("input")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "two stages")
