@@ -28,7 +28,7 @@ stages:
     do:
       cmd: python -c "import pathlib; pathlib.Path('seed-${item}.txt').write_text('${item}')"
       deps: [input.txt]
-      outs: [seed-${item}.txt]
+      outs: ["seed-${item}.txt"]
 """
 
 
