@@ -4,10 +4,9 @@ pushed to the git origin, in parallel with the other points' work; the launching
 repository then brings every point in with one `dvc exp pull`.
 
 TASK holds the point (name, overrides) and the dvc.lock entry of each of its stages, from
-the tasks that made them. Written into dvc.lock, they make every stage match but for its
-outputs, which those tasks pushed to the DVC remote: `dvc exp run --allow-missing` skips
-them all (only `validate` runs), so nothing trains, nothing is fetched or checked out, and
-no remote run-cache is read. `dvc exp pull` later brings the outputs with the experiment.
+the tasks that made them. Written into dvc.lock, with their outputs fetched from the DVC
+remote, they make `dvc exp run` restore every stage from the DVC cache: nothing trains, and
+no remote run-cache is read.
 """
 
 from __future__ import annotations
@@ -30,22 +29,22 @@ RERUNS_AT_HOME = {"validate"}
 def bring_home(name: str, overrides: list[str], entries: dict[str, dict], git_remote: str) -> None:
     """`dvc exp run -n <name>` of the point's overrides, every stage restored from the
     entries; then `dvc exp push`, failing on DVC's "has diverged" (which exits 0)."""
+    from dvc.repo import Repo
+
     _identity()
     # the point's params first: they decide which stages dvc.yaml has (one per seed)
     apply(tuple(overrides), Path(PARAMS_FILE))
     write_lock_entries(entries)
-    # every stage matches its entry but for its outputs, which the tasks pushed: DVC skips
-    # it, checks nothing out and fetches nothing (only validate runs)
-    settings = [a for o in overrides for a in ("-S", o)]
-    printed = _dvc("exp", "run", "--allow-missing", "-n", name, *settings)
+    with Repo() as repo:
+        repo.fetch(targets=list(entries))
+    printed = _dvc("exp", "run", "-n", name, *[a for o in overrides for a in ("-S", o)])
     trained = set(re.findall(r"Running stage '([^']+)'", printed)) - RERUNS_AT_HOME
     if trained:
         raise PipelineError(
             f"bringing {name} home ran {', '.join(sorted(trained))} again instead of "
             "restoring it from its sweep task's outputs: a bug, please report it"
         )
-    # the outputs are on the DVC remote already, pushed by the tasks that made them
-    pushed = _dvc("exp", "push", "--no-cache", git_remote, name)
+    pushed = _dvc("exp", "push", git_remote, name)
     # DVC prints this and exits 0: the origin has another experiment of that name (an
     # earlier attempt of this sweep that came home, or someone else's)
     if "has diverged" in pushed:
