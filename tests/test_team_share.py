@@ -22,7 +22,7 @@ def test_a_share_that_cannot_push_the_outputs_pushes_no_run_cache_entry(tmp_path
     two_stage_repo(repo, remote)
     subprocess.run(["git", "clone", "-q", "--bare", str(repo), str(bare)], check=True)
     git(repo, "remote", "add", "origin", str(bare))
-    dvc(repo, "repro")  # two run-cache entries, here only
+    dvc(repo, "repro")  # a run-cache entry per stage (first, second, per_seed@1), here only
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "results")
 
@@ -30,6 +30,6 @@ def test_a_share_that_cannot_push_the_outputs_pushes_no_run_cache_entry(tmp_path
     assert "ERROR" in team_script_fails(repo, dict(os.environ), "share")
     assert entries(remote) == []
 
-    (remote / "files").unlink()  # the storage back: `share` again sends both
+    (remote / "files").unlink()  # the storage back: `share` again sends them all
     team_script(repo, dict(os.environ), "share")
-    assert len(entries(remote)) == 2
+    assert len(entries(remote)) == 3
