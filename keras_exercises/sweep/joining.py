@@ -35,6 +35,7 @@ def connect(address: str | None) -> int:
     if address:
         _token_where_ray_start_would()
     import ray
+
     for attempt in range(1 + CLIENT_SERVER_RETRIES):
         with _stderr_kept() as printed:
             try:
@@ -74,10 +75,10 @@ def _token_refused(address: str | None) -> str:
     mode = os.environ.get(AUTH_MODE_ENV, "unset")
     return (
         f"the Ray cluster at {address} refused this machine: it uses token authentication "
-        f"and Ray says \"{REFUSED_TOKEN}\" (RAY_AUTH_MODE is {mode} here). Copy the head's "
+        f'and Ray says "{REFUSED_TOKEN}" (RAY_AUTH_MODE is {mode} here). Copy the head\'s '
         "token (`ray get-auth-token` on the head) to ~/.ray/auth_token on this machine, or "
         "export RAY_AUTH_TOKEN, then `export RAY_AUTH_MODE=token` and sweep again "
-        "(docs/cluster.md, \"Token authentication\")"
+        '(docs/cluster.md, "Token authentication")'
     )
 
 
@@ -118,5 +119,3 @@ def _reachable(address: str) -> None:
             "runs (`ray status` there) and that --address names it, as host:port (the "
             "head's GCS port, 6379 by default) or ray://host:10001"
         ) from None
-
-

@@ -22,6 +22,7 @@ from keras_exercises.sweep.resources import WaitWatch, requests
 # failure (retry_exceptions is off)
 RETRIES_ON_LOST_NODE = 3
 
+
 @dataclass
 class SweepProgress:
     outcomes: dict[str, StageOutcome] = field(default_factory=dict)  # by stage key
