@@ -237,7 +237,7 @@ def test_a_grid_on_two_nodes_comes_home_as_dvc_experiments(
     assert all(point["differences"] == {} for point in table["points"])
     monkeypatch.chdir(finished)
     local = PointResult(GridPoint("local-2", (faster,)), "done")
-    compare_with_launch(local, load_params().statistics)
+    compare_with_launch(local, load_params().statistics, Revision("HEAD"))
     assert local.answers == json.loads(expected["grid-2"])
     assert set(local.differences) == set(local.answers)
     for question, (difference, beyond) in local.differences.items():
@@ -260,10 +260,10 @@ def test_a_failing_stage_fails_its_grid_point_with_its_message_and_the_others_fi
 
     message = "error: mnist holds 60 train samples but n_train asks for 100000."
 
-    def task(key: str, *needed: StageOutcome) -> StageOutcome:  # shipped by value
-        if key == "bad":
+    def task(keys: tuple[str, ...], *needed: StageOutcome) -> tuple[StageOutcome, ...]:
+        if "bad" in keys:  # shipped by value
             raise StageFailed(message)
-        return StageOutcome(key, key, "node", "host", True, 0.0, 0.0, 0.0, 0.0)
+        return tuple(StageOutcome(k, k, "node", "host", True, 0.0, 0.0, 0.0, 0.0) for k in keys)
 
     stages = {
         "validate": PlannedStage("validate", "validate", (), None, ["g-1", "g-2"]),
@@ -277,7 +277,7 @@ def test_a_failing_stage_fails_its_grid_point_with_its_message_and_the_others_fi
     )
     connect(None)
     try:
-        progress = run_plan(plan, lambda key: key, task=task)
+        progress = run_plan(plan, lambda keys: keys, task=task)
     finally:
         ray.shutdown()
     assert set(progress.outcomes) == {"validate", "good", "report-1"}
@@ -312,22 +312,22 @@ def test_stages_that_run_tensorflow_go_to_the_node_with_a_gpu(gpu_cluster):
     two nodes draws every stage that reads `threads`, and only those."""
     import ray
 
-    def where_am_i(key: str) -> StageOutcome:  # defined here: Ray ships it by value
+    def where_am_i(keys: tuple[str, ...]) -> tuple[StageOutcome, ...]:  # shipped by value
         import ray
 
         context = ray.get_runtime_context()
-        gpus = len(context.get_accelerator_ids().get("GPU", []))
+        gpus = str(len(context.get_accelerator_ids().get("GPU", [])))
         node = context.get_node_id()
-        return StageOutcome(key, key, node, str(gpus), True, 0.0, 0.0, 0.0, 0.0)
+        return tuple(StageOutcome(k, k, node, gpus, True, 0.0, 0.0, 0.0, 0.0) for k in keys)
 
     assert connect(gpu_cluster.client_address) == 3
     try:
         stages = {
-            f"s{i}": PlannedStage(f"s{i}", f"stage-{i}", (), threads)
+            f"s{i}": PlannedStage(f"s{i}", f"stage-{i}", (), threads, ["p"])
             for i, threads in enumerate([1, None, 1, None, 1, None])
         }
         plan = Plan(stages, {"p": list(stages)})
-        outcomes = run_plan(plan, lambda key: key, task=where_am_i)
+        outcomes = run_plan(plan, lambda keys: keys, task=where_am_i)
     finally:
         ray.shutdown()
     assert not outcomes.failures, outcomes.failures
@@ -397,16 +397,16 @@ def test_a_stage_no_node_can_run_is_refused_and_a_long_wait_is_named(
         warning = check_feasible(plan, nodes, has_gpus=True, autoscales=True)
         assert warning.startswith("warning: stage train@ex1-42 asks for 4 CPUs"), warning
 
-        def slow(key: str, *needed: StageOutcome) -> StageOutcome:  # shipped by value
+        def slow(keys: tuple[str, ...]) -> tuple[StageOutcome, ...]:  # shipped by value
             import time
 
             time.sleep(4)
-            return StageOutcome(key, key, "node", "host", True, 0.0, 0.0, 0.0, 0.0)
+            return tuple(StageOutcome(k, k, "node", "host", True, 0, 0, 0, 0) for k in keys)
 
         # two TensorFlow stages, one node with a GPU: the second waits for the first
         stages = {k: PlannedStage(k, f"train@ex{k}-42", (), 2, ["p"]) for k in ("1", "2")}
         monkeypatch.setattr(resources, "WAIT_BEFORE_SAYING_S", 1.0)
-        run_plan(Plan(stages, {"p": list(stages)}), lambda key: key, task=slow)
+        run_plan(Plan(stages, {"p": list(stages)}), lambda keys: keys, task=slow)
     finally:
         ray.shutdown()
     progress = capsys.readouterr().err

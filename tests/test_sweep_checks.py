@@ -56,6 +56,13 @@ def test_shared_stages_are_planned_once(project):
     for stage in plan.stages.values():  # every stage comes after the stages it needs
         order = list(plan.stages)
         assert all(order.index(up) < order.index(stage.key) for up in stage.upstream)
+    # the small stages that lead the pipeline run in one task, in order; the rest alone
+    leading, *others = plan.tasks()
+    addresses = [plan.stages[key].address for key in leading]
+    assert addresses[0] == "validate" and len(addresses) == 10, addresses
+    assert {a.split("@")[0] for a in addresses[1:]} == {"fetch", "prepare"}
+    assert all(len(task) == 1 for task in others)
+    assert sorted(k for task in plan.tasks() for k in task) == sorted(plan.stages)
 
 
 def test_uncommitted_changes(pushed_project, capsys):

@@ -6,12 +6,14 @@ commit's."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
 from keras_exercises.sweep.clone import SCRATCH_ENV
+from keras_exercises.sweep.exp_refs import pull_experiments
 from keras_exercises.sweep.grid import GridPoint
 from keras_exercises.sweep.node_task import (
     PointJob,
@@ -38,7 +40,8 @@ def origin(tmp_path: Path, monkeypatch) -> tuple[Path, str]:
 
 def job(origin: tuple[Path, str], stage: str, overrides: tuple[str, ...] = ()) -> StageJob:
     repo, commit = origin
-    return StageJob(Source(str(repo), commit), overrides, stage, stage, "s", ("s-1",), "", "")
+    stages = (stage,)
+    return StageJob(Source(str(repo), commit), overrides, stages, stages, "s", ("s-1",), "", "")
 
 
 def test_a_task_pushes_its_outputs_before_its_entry_and_only_what_it_made(origin, tmp_path):
@@ -49,22 +52,43 @@ def test_a_task_pushes_its_outputs_before_its_entry_and_only_what_it_made(origin
     assert entries(remote) == []
 
     (remote / "files").unlink()
-    second = run_on_node(job(origin, "second"), NODE_A)
+    (second,) = run_on_node(job(origin, "second"), NODE_A)
     assert second.ran and second.entry["cmd"] == yaml.safe_load(PIPELINE)["stages"]["second"]["cmd"]
     assert entries(remote) == [second.entry["cmd"]]
 
     # run again, `first` comes with its outputs: another node restores it from its entry
     # alone (the remote's other entries are not read), runs nothing and pushes nothing
-    first = run_on_node(job(origin, "first"), NODE_A)
+    (first,) = run_on_node(job(origin, "first"), NODE_A)
     assert first.ran
     (entry,) = [p for p in (remote / "runs").rglob("*") if p.is_file() and "first" in p.read_text()]
     other = [p for p in (remote / "runs").rglob("*") if p.is_file() and p != entry]
     for path in other:
         path.write_text("not yaml: {")  # read, it would fail the task
     stamp = entry.stat().st_mtime_ns
-    restored = run_on_node(job(origin, "first"), NODE_B)
+    (restored,) = run_on_node(job(origin, "first"), NODE_B)
     assert not restored.ran and restored.entry == first.entry
     assert entry.stat().st_mtime_ns == stamp
+
+
+def test_small_stages_run_in_one_task_and_a_failure_names_its_stage(origin, tmp_path):
+    """A task of several stages runs them in order in one clone and gives each its outcome;
+    when one fails, the task names it, and what the stages before it made is pushed."""
+    repo, commit = origin
+    both = StageJob(
+        Source(str(repo), commit), (), ("k1", "k2"), ("first", "second"), "s", (), "", ""
+    )
+    first, second = run_on_node(both, NODE_A)
+    assert (first.key, first.address, second.key, second.address) == ("k1", "first", "k2", "second")
+    assert first.ran and second.ran and first.task == second.task == "k1"
+    assert entries(tmp_path / "remote") == sorted([first.entry["cmd"], second.entry["cmd"]])
+
+    broken = StageJob(
+        Source(str(repo), commit), (), ("k3", "k4"), ("per_seed@1", "nope"), "s", (), "", ""
+    )
+    with pytest.raises(StageFailed) as failed:
+        run_on_node(broken, NODE_A)
+    assert failed.value.address == "nope"
+    assert any("seed-1.txt" in command for command in entries(tmp_path / "remote"))
 
 
 def test_a_node_whose_sweep_code_is_not_the_commits_is_refused(origin):
@@ -80,15 +104,17 @@ def test_a_node_whose_sweep_code_is_not_the_commits_is_refused(origin):
     assert f"differs from commit {commit[:7]}'s" in message
 
 
-def test_a_point_comes_home_on_its_node_and_a_diverged_push_fails_it(origin):
+def test_a_point_comes_home_on_its_node_and_a_diverged_push_fails_it(origin, tmp_path, monkeypatch):
     """The point's experiment is made in a clone on the node from its stages' entries (no
-    stage runs again), with a seed the commit's params lack, and pushed to the origin; a
-    second experiment of that name diverges from the first, and DVC's message fails the
-    point."""
+    stage runs again), with a seed the commit's params lack, pushed to the origin and
+    pulled from there with its outputs; a second experiment of that name diverges from the
+    first, and git's refusal fails the point."""
     repo, commit = origin
     seeds = ("seeds=[1,2]",)
     names = ("first", "second", "per_seed@1", "per_seed@2")
-    stages = tuple(run_on_node(job(origin, stage, seeds), NODE_A) for stage in names)
+    stages = tuple(
+        done for stage in names for done in run_on_node(job(origin, stage, seeds), NODE_A)
+    )
     home = PointJob(Source(str(repo), commit), GridPoint("s-1", seeds), "origin")
     finish_on_node(home, NODE_B, stages)
     refs = git(repo, "for-each-ref", "--format=%(refname)", "refs/exps").split()
@@ -97,7 +123,19 @@ def test_a_point_comes_home_on_its_node_and_a_diverged_push_fails_it(origin):
     for stage in stages:  # the entries the tasks made, not a run of their own
         assert stage.entry["outs"][0]["md5"] in made
 
+    # the launching repository brings it in, its outputs with it, where DVC sees it
+    launcher = tmp_path / "launcher"
+    git(tmp_path, "clone", "-q", str(repo), str(launcher))
+    monkeypatch.chdir(launcher)
+    pull_experiments("origin", commit, ["s-1"])
+    assert "s-1" in subprocess.run(["dvc", "exp", "list"], capture_output=True, text=True).stdout
+    subprocess.run(["dvc", "exp", "apply", "s-1"], check=True, capture_output=True)
+    assert (launcher / "seed-2.txt").read_text() == "2"  # checked out from the fetched cache
+    status = subprocess.run(["dvc", "status"], capture_output=True, text=True, check=True)
+    assert "Data and pipelines are up to date." in status.stdout  # the lock fits the point
+
     with pytest.raises(StageFailed) as refused:
         finish_on_node(home, NODE_B, stages)
-    assert "has diverged from remote experiment" in str(refused.value)
-    assert "Sweep again under another name (-n)" in str(refused.value)
+    message = str(refused.value)
+    assert "pushing experiment s-1 to origin failed:" in message and "[rejected]" in message
+    assert "sweep again under another name (-n)" in message

@@ -12,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from keras_exercises.runtime.errors import PipelineError
+from keras_exercises.sweep.exp_refs import pull_experiments
 from keras_exercises.sweep.grid import PARAMS_FILE, GridPoint, grid_points
 from keras_exercises.sweep.joining import connect
 from keras_exercises.sweep.node_task import PointJob, Source, StageJob
@@ -28,7 +29,6 @@ from keras_exercises.sweep.resources import check_feasible
 from keras_exercises.sweep.results import (
     PointResult,
     compare_with_launch,
-    pull_experiments,
     results_table,
 )
 from keras_exercises.sweep.schedule import SweepProgress, run_plan
@@ -74,6 +74,7 @@ def _sweep(
     import mlflow
     import ray
 
+    from keras_exercises.comparison import Revision
     from keras_exercises.params import load_params
     from keras_exercises.tracking import store
 
@@ -99,10 +100,10 @@ def _sweep(
         status = "KILLED"  # unless it gets to the end
         try:
             results, progress = _run(name, source, plan, points, store.tracking_uri(), parent_id)
-            statistics = load_params().statistics
+            statistics, launch = load_params().statistics, Revision("HEAD")
             for result in results:
                 if result.status == "done":
-                    compare_with_launch(result, statistics)
+                    compare_with_launch(result, statistics, launch)
             status = "FINISHED" if all(r.status == "done" for r in results) else "FAILED"
         finally:
             client.set_terminated(parent_id, status)
@@ -143,17 +144,19 @@ def _run(
     """Each point's result, and how each task went (where, how long, whether it ran)."""
     by_name = {point.name: point for point in points}
 
-    def job_of(key: str) -> StageJob:
-        stage = plan.stages[key]
-        # any point the stage serves will do: its key holds its params and its upstream's
-        overrides = by_name[stage.points[0]].overrides
+    def job_of(keys: tuple[str, ...]) -> StageJob:
+        stages = [plan.stages[key] for key in keys]
+        # any point the first stage serves will do: its key holds its params and its
+        # upstream's, and the task's other stages serve it too (Plan.tasks)
+        overrides = by_name[stages[0].points[0]].overrides
+        points = tuple(dict.fromkeys(point for stage in stages for point in stage.points))
         return StageJob(
             source,
             overrides,
-            key,
-            stage.address,
+            keys,
+            tuple(stage.address for stage in stages),
             name,
-            tuple(stage.points),
+            points,
             tracking_uri,
             parent_id,
         )
@@ -167,7 +170,7 @@ def _run(
     if home:  # every experiment the nodes pushed, in one pull
         started = time.monotonic()
         try:
-            pull_experiments(GIT_REMOTE, home)
+            pull_experiments(GIT_REMOTE, source.commit, home)
             progress.pull_seconds = time.monotonic() - started
         except PipelineError as exc:
             for result in results:
@@ -181,8 +184,8 @@ def _result(point: GridPoint, plan: Plan, progress: SweepProgress) -> PointResul
     failed = [k for k in keys if k in progress.failures]
     # the stage that failed of itself, not one that only lacked its failed inputs
     own = [k for k in failed if not set(plan.stages[k].upstream) & set(failed)]
-    if own:
-        messages = [f"{plan.stages[k].address}: {progress.failures[k]}" for k in own]
+    if own:  # once each: the stages of one task fail with one message
+        messages = dict.fromkeys(progress.failures[k] for k in own)
         return PointResult(point, "failed", "\n".join(messages))
     if point.name in progress.point_failures:
         message = progress.point_failures[point.name]

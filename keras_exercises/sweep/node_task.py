@@ -1,5 +1,6 @@
-"""What one Ray task does on its node: run one stage of one or more grid points in a fresh
-clone of the commit (clone.py), its inputs and outputs moved by stage_runner.py; or, once
+"""What one Ray task does on its node: run one stage of one or more grid points (or a few
+small stages, in order) in a fresh clone of the commit (clone.py), its inputs and outputs
+moved by stage_runner.py; or, once
 every stage of a grid point is done, make that point's DVC experiment there and push it
 (homecoming.py). The commands run from the clone, so every node runs the launching commit's
 own code, whichever version of the project it has installed."""
@@ -40,10 +41,12 @@ class Source:
 
 @dataclass(frozen=True)
 class StageJob:
+    """One task's stages (their plan keys, and addresses as DVC names them), in order."""
+
     source: Source
     overrides: tuple[str, ...]
-    key: str
-    address: str  # the stage, as DVC names it
+    keys: tuple[str, ...]
+    addresses: tuple[str, ...]
     sweep: str
     points: tuple[str, ...]
     tracking_uri: str  # without credentials: each node has its own
@@ -57,49 +60,68 @@ class StageOutcome:
     node: str  # Ray's node id
     host: str
     ran: bool  # False: restored from DVC's run-cache
-    seconds: float  # the whole task
-    overhead_seconds: float  # cloning, moving inputs and outputs: the task less `dvc repro`
+    # the task's share: its `dvc repro` and an equal part of what its task spent around its
+    # stages (cloning, moving inputs and outputs), which is the overhead
+    seconds: float
+    overhead_seconds: float
     started_at: float  # the task's start and end, seconds since the epoch
     ended_at: float
     entry: dict = field(default_factory=dict)  # the stage's dvc.lock entry
+    task: str = ""  # the key of its task's first stage: the stages that ran together
 
 
 class StageFailed(Exception):
-    """A stage's own failure (bad data, a bug): its message, from the stage's output."""
+    """A stage's own failure (bad data, a bug): its message, from the stage's output, and
+    the stage, where the task knows it."""
+
+    def __init__(self, message: str, address: str = "") -> None:
+        super().__init__(message)
+        self.address = address
 
 
-def run_stage(job: StageJob, *needed: StageOutcome) -> StageOutcome:
-    """Run `job`'s stage once every stage in `needed` is done (Ray passes their outcomes)."""
+def run_stage(job: StageJob, *needed: StageOutcome) -> tuple[StageOutcome, ...]:
+    """Run `job`'s stages once every stage in `needed` is done (Ray passes their outcomes)."""
     import ray
 
     return run_on_node(job, ray.get_runtime_context().get_node_id(), needed)
 
 
-def run_on_node(job: StageJob, node: str, needed: tuple[StageOutcome, ...] = ()) -> StageOutcome:
-    """`job`'s stage in a fresh clone in the scratch of `node` (Ray's node id)."""
+def run_on_node(
+    job: StageJob, node: str, needed: tuple[StageOutcome, ...] = ()
+) -> tuple[StageOutcome, ...]:
+    """`job`'s stages in a fresh clone in the scratch of `node` (Ray's node id)."""
     started, started_at = time.monotonic(), time.time()
-    with _clone(job.source, node, job.address) as work:
+    with _clone(job.source, node, job.addresses[0]) as work:
         apply(job.overrides, work / PARAMS_FILE)
         task = work / ".dvc" / "tmp" / "sweep-task.json"
         task.parent.mkdir(parents=True, exist_ok=True)
         upstream = {outcome.address: outcome.entry for outcome in needed}
-        task.write_text(json.dumps({"stage": job.address, "upstream": upstream}))
+        task.write_text(json.dumps({"stages": list(job.addresses), "upstream": upstream}))
         result = task.with_suffix(".result.json")
         runner = ["-m", "keras_exercises.sweep.stage_runner", str(task), str(result)]
-        printed = _run([*_TETHER, sys.executable, *runner], work, _stage_env(job, node))
+        try:
+            printed = _run([*_TETHER, sys.executable, *runner], work, _stage_env(job, node))
+        except StageFailed as failed:
+            done = json.loads(result.read_text()) if result.exists() else {}
+            raise StageFailed(str(failed), done.get("failed", "")) from None
         done = json.loads(result.read_text())
-    seconds = time.monotonic() - started
-    return StageOutcome(
-        job.key,
-        job.address,
-        node,
-        socket.gethostname(),
-        ran=f"Running stage '{job.address}'" in printed,
-        seconds=seconds,
-        overhead_seconds=seconds - done["stage_seconds"],
-        started_at=started_at,
-        ended_at=time.time(),
-        entry=done["entry"],
+    seconds, ended_at = time.monotonic() - started, time.time()
+    share = (seconds - sum(done["stage_seconds"].values())) / len(job.keys)
+    return tuple(
+        StageOutcome(
+            key,
+            address,
+            node,
+            socket.gethostname(),
+            ran=f"Running stage '{address}'" in printed,
+            seconds=done["stage_seconds"][address] + share,
+            overhead_seconds=share,
+            started_at=started_at,
+            ended_at=ended_at,
+            entry=done["entries"][address],
+            task=job.keys[0],
+        )
+        for key, address in zip(job.keys, job.addresses, strict=True)
     )
 
 
@@ -133,7 +155,10 @@ def finish_on_node(job: PointJob, node: str, stages: tuple[StageOutcome, ...]) -
         task.parent.mkdir(parents=True, exist_ok=True)
         entries = {outcome.address: outcome.entry for outcome in stages}
         point = {"name": job.point.name, "overrides": list(job.point.overrides)}
-        task.write_text(json.dumps({"point": point, "entries": entries, "remote": job.git_remote}))
+        remote, commit = job.git_remote, job.source.commit
+        task.write_text(
+            json.dumps({"point": point, "entries": entries, "remote": remote, "commit": commit})
+        )
         homecoming = ["-m", "keras_exercises.sweep.homecoming", str(task)]
         _run([*_TETHER, sys.executable, *homecoming], work, {**os.environ, "PYTHONUNBUFFERED": "1"})
     return PointOutcome(job.point.name, node, time.monotonic() - started, time.time())
@@ -181,7 +206,7 @@ def _stage_env(job: StageJob, node: str) -> dict[str, str]:
         "DVC_EXP_NAME": job.points[0] if len(job.points) == 1 else job.sweep,
         SWEEP_ENV: job.sweep,
         POINTS_ENV: ", ".join(job.points),
-        TASK_ENV: f"{job.sweep}/{job.key}",
+        TASK_ENV: f"{job.sweep}/{job.keys[0]}",
         PARENT_ENV: job.parent_run_id,
         NODE_ENV: node,
         "PYTHONUNBUFFERED": "1",

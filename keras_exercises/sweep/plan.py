@@ -34,6 +34,20 @@ class Plan:
     stages: dict[str, PlannedStage]  # by key, every stage after the ones it needs
     point_stages: dict[str, list[str]]  # grid point name -> keys of all its stages
 
+    def tasks(self) -> list[tuple[str, ...]]:
+        """The stages of each Ray task, every task after the ones it needs. A task costs a
+        clone, DVC's start and its transfers, more than a stage that checks params or copies
+        a file: the stages that lead the pipeline without TensorFlow and serve every grid
+        point (validate, fetch, prepare) run in order in one task; each other stage in its
+        own, side by side with the others."""
+        everyone, leading = set(self.point_stages), []
+        for key, stage in self.stages.items():
+            light = stage.threads is None and set(stage.points) >= everyone
+            if light and set(stage.upstream) <= set(leading):
+                leading.append(key)
+        others = [(key,) for key in self.stages if key not in leading]
+        return [tuple(leading), *others] if leading else others
+
 
 def plan_sweep(repo: Path, commit: str, points: list[GridPoint]) -> Plan:
     """Each point's pipeline at `commit`, its params overridden, merged into one plan."""

@@ -68,8 +68,8 @@ def board():
         def __init__(self) -> None:
             self.started: set[str] = set()
 
-        def start(self, key: str) -> None:
-            self.started.add(key)
+        def start(self, *keys: str) -> None:
+            self.started.update(keys)
 
         def snapshot(self) -> set[str]:
             return self.started

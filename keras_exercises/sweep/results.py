@@ -33,14 +33,15 @@ class PointResult:
         }
 
 
-def compare_with_launch(result: PointResult, statistics) -> None:
-    """The point's answers and, per question, its difference from the launching commit's
-    answer, with whether a paired test calls any shared seed's difference beyond noise."""
+def compare_with_launch(result: PointResult, statistics, launch) -> None:
+    """The point's answers and, per question, its difference from the answer of `launch`
+    (the launching commit's Revision, read once for all points), with whether a paired test
+    calls any shared seed's difference beyond noise."""
     import json
 
     from keras_exercises.comparison import Revision, compare, unpaired_seeds
 
-    experiment, launch = Revision(result.point.name), Revision("HEAD")
+    experiment = Revision(result.point.name)
     answers, launched = experiment.read("reports/answers.json"), launch.read("reports/answers.json")
     result.answers = json.loads(answers) if answers else {}
     if not launched:
@@ -97,15 +98,3 @@ def results_table(results: list[PointResult]) -> str:
         "(`keras-exercises compare HEAD <experiment>`)"
     )
     return "\n".join(lines)
-
-
-def pull_experiments(git_remote: str, names: list[str]) -> None:
-    """Every experiment the nodes pushed, with its outputs, in one `dvc exp pull`."""
-    import subprocess
-    import sys
-
-    command = [sys.executable, "-m", "dvc", "exp", "pull", git_remote, *names]
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
-        printed = (done.stdout + done.stderr).strip()
-        raise PipelineError(f"`dvc exp pull {git_remote} {' '.join(names)}` failed: {printed}")

@@ -26,23 +26,25 @@ RETRIES_ON_LOST_NODE = 3
 @dataclass
 class SweepProgress:
     outcomes: dict[str, StageOutcome] = field(default_factory=dict)  # by stage key
-    failures: dict[str, str] = field(default_factory=dict)  # stage key -> its message
+    # stage key -> the stage that failed (itself, or one of its task) and its message
+    failures: dict[str, str] = field(default_factory=dict)
     homecomings: dict[str, PointOutcome] = field(default_factory=dict)  # by grid point
     point_failures: dict[str, str] = field(default_factory=dict)  # grid point -> message
-    pull_seconds: float = 0.0  # the one `dvc exp pull` that brings the points in
+    pull_seconds: float = 0.0  # bringing every point in from the origin, at once
 
 
 def run_plan(
     plan: Plan,
-    job_of: Callable[[str], StageJob],
+    job_of: Callable[[tuple[str, ...]], StageJob],
     point_job_of: Callable[[str], PointJob] | None = None,
-    task: Callable[..., StageOutcome] = run_stage,
+    task: Callable[..., tuple[StageOutcome, ...]] = run_stage,
     finish: Callable[..., PointOutcome] = finish_point,
 ) -> SweepProgress:
-    """Submit every stage of `plan`, each asking Ray for what `requests` says, and after
-    each grid point's stages the task that brings it home (`point_job_of`; none without
-    it). `task(job, *outcomes_needed)` runs one stage, `finish(point_job, *outcomes)` one
-    homecoming; Ray starts each once the tasks it needs are done."""
+    """Submit every task of `plan` (its stages' keys), each asking Ray for what `requests`
+    says, and after each grid point's stages the task that brings it home (`point_job_of`;
+    none without it). `task(job, *outcomes_needed)` runs a task's stages and returns their
+    outcomes, `finish(point_job, *outcomes)` runs one homecoming; Ray starts each once the
+    tasks it needs are done, and gives each stage's outcome to the tasks that need it."""
     import ray
     from tqdm import tqdm
 
@@ -50,13 +52,17 @@ def run_plan(
     has_gpus = ray.cluster_resources().get("GPU", 0) > 0
     watch = WaitWatch(plan, has_gpus)
     refs = {}
-    for key, stage in plan.stages.items():  # every stage after the ones it needs
-        cpus, gpus = requests(stage, has_gpus)
-        options = {"name": stage.address, "num_cpus": cpus, "num_gpus": gpus}
-        needed = [refs[upstream] for upstream in stage.upstream]
-        refs[key] = reported.options(**options, max_retries=RETRIES_ON_LOST_NODE).remote(
-            task, watch.board, key, job_of(key), *needed
-        )
+    for keys in plan.tasks():  # every task after the ones it needs
+        stages = [plan.stages[key] for key in keys]
+        asks = [requests(stage, has_gpus) for stage in stages]
+        cpus, gpus = max(cpu for cpu, _ in asks), max(gpu for _, gpu in asks)
+        more = f" and {len(keys) - 1} more" if len(keys) > 1 else ""
+        options = {"name": stages[0].address + more, "num_cpus": cpus, "num_gpus": gpus}
+        upstream = dict.fromkeys(u for stage in stages for u in stage.upstream if u not in keys)
+        returned = reported.options(
+            **options, num_returns=len(keys), max_retries=RETRIES_ON_LOST_NODE
+        ).remote(task, watch.board, keys, job_of(keys), *[refs[u] for u in upstream])
+        refs.update(zip(keys, returned if len(keys) > 1 else [returned], strict=True))
     pending = {ref: ("stage", key) for key, ref in refs.items()}
     for name, keys in plan.point_stages.items() if point_job_of else ():
         options = {"name": f"home {name}", "num_cpus": 1, "max_retries": RETRIES_ON_LOST_NODE}
@@ -73,8 +79,11 @@ def run_plan(
                 try:
                     outcome = ray.get(ref)
                 except ray.exceptions.RayError as exc:
-                    failures = progress.failures if kind == "stage" else progress.point_failures
-                    failures[key] = _failure_message(exc)
+                    if kind == "stage":  # named by the stage that failed, where it is known
+                        failed = _failed_stage(exc) or plan.stages[key].address
+                        progress.failures[key] = f"{failed}: {_failure_message(exc)}"
+                    else:
+                        progress.point_failures[key] = _failure_message(exc)
                 else:
                     if kind == "stage":
                         progress.outcomes[key] = outcome
@@ -90,10 +99,16 @@ def run_plan(
     return progress
 
 
-def _reported(task: Callable[..., StageOutcome], board, key: str, job, *needed) -> StageOutcome:
-    """`task`, once it has told the board it started (the driver tells waiting from running)."""
-    board.start.remote(key)
-    return task(job, *needed)
+def _reported(task: Callable[..., tuple], board, keys: tuple[str, ...], job, *needed):
+    """`task`, once it has told the board it started (the driver tells waiting from
+    running); one outcome alone as itself, for Ray's `num_returns=1`."""
+    board.start.remote(*keys)
+    outcomes = task(job, *needed)
+    return outcomes if len(keys) > 1 else outcomes[0]
+
+
+def _failed_stage(exc: Exception) -> str:
+    return getattr(getattr(exc, "cause", None), "address", "")
 
 
 def _failure_message(exc: Exception) -> str:

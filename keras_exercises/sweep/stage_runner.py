@@ -1,14 +1,16 @@
-"""`python -m keras_exercises.sweep.stage_runner JOB RESULT`, in a task's clone: one stage,
-its inputs and its outputs moved by DVC's API in one process.
+"""`python -m keras_exercises.sweep.stage_runner JOB RESULT`, in a task's clone: one stage, or
+a few small ones in order, their inputs and outputs moved by DVC's API in one process.
 
 What DVC's `repro --pull` would do costs a task more than its stage: it pulls the remote's
 whole run-cache (every entry the team ever pushed), then checks, restores or reruns every
 stage upstream (`validate` again, each time). A task knows better. The lock entries of the
-stages it needs come with it (JOB, from the tasks that made them), so it writes them into
-dvc.lock and pulls exactly their outputs; it asks the remote's run-cache for its own stage's
-key alone; `dvc repro --single-item` then restores or runs the stage; and it pushes the
-outputs, then the one entry it made. RESULT gets the stage's lock entry, for the tasks
-downstream, and how long `dvc repro` took (the task's overhead is the rest).
+stages it needs come with it (JOB, from the tasks that made them): dvc.lock holds them alone,
+so one pull fetches exactly their outputs (a pull per target would read dvc.yaml and
+dvc.lock once per target). For each of its stages it asks the remote's run-cache for that
+stage's key alone, and `dvc repro --single-item` restores or runs it; then it pushes the
+outputs, then the entries it made. RESULT gets each stage's lock entry, for the tasks
+downstream, and how long its `dvc repro` took (the task's overhead is the rest); or, when a
+stage failed, which one.
 
 The order of the pushes: an entry reaches the remote after its outputs, so a task stopped
 between the two never leaves an entry whose outputs never arrived (DVC would restore from it
@@ -25,11 +27,15 @@ from pathlib import Path
 LOCK_FILE = "dvc.lock"
 
 
-def write_lock_entries(entries: dict[str, dict], lock_file: Path = Path(LOCK_FILE)) -> None:
-    """Put each stage's entry into dvc.lock, as `dvc repro` would have written it."""
+def write_lock_entries(
+    entries: dict[str, dict], lock_file: Path = Path(LOCK_FILE), *, alone: bool = False
+) -> None:
+    """Put each stage's entry into dvc.lock, as `dvc repro` would have written it; `alone`:
+    dvc.lock then holds these entries and no other (the commit's own are dropped)."""
     from dvc.utils.serialize import dump_yaml, load_yaml
 
-    lock = load_yaml(lock_file) if lock_file.exists() else {"schema": "2.0", "stages": {}}
+    fresh = {"schema": "2.0", "stages": {}}
+    lock = load_yaml(lock_file) if lock_file.exists() and not alone else fresh
     lock.setdefault("stages", {}).update(entries)
     dump_yaml(lock_file, lock)
 
@@ -40,37 +46,67 @@ def lock_entry(address: str, lock_file: Path = Path(LOCK_FILE)) -> dict:
     return load_yaml(lock_file)["stages"][address]
 
 
-def run(address: str, upstream: dict[str, dict]) -> dict:
-    """Restore or run the stage at `address` once its `upstream` entries' outputs are in
-    place; returns RESULT's content. Raises SystemExit with DVC's code when `dvc repro`
-    fails (its own message printed)."""
+class Failed(Exception):
+    """`dvc repro` of one of the task's stages failed."""
+
+    def __init__(self, address: str, code: int) -> None:
+        super().__init__(address)
+        self.address, self.code = address, code
+
+
+def run(addresses: list[str], upstream: dict[str, dict]) -> dict:
+    """Restore or run each stage of `addresses`, in order, once the outputs of the
+    `upstream` entries are in place; returns RESULT's content. Raises Failed with the
+    stage and DVC's code when `dvc repro` fails (its own message printed)."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    write_lock_entries(upstream, alone=True)
+    if upstream:
+        with Repo() as repo:
+            # the stages without an entry are not this task's inputs: nothing to check out
+            # (fetching still fails on an input the remote lacks)
+            repo.pull(allow_missing=True)
+    entries, seconds, made = {}, {}, []
+    try:
+        for address in addresses:
+            try:
+                entries[address], seconds[address], restored = _restore_or_run(address)
+            except DvcException as exc:  # before its `dvc repro`: the remote, its name
+                print(f"ERROR: {address}: {exc}", file=sys.stderr)
+                raise Failed(address, 1) from exc
+            if not restored:
+                made.append(address)
+    finally:  # a later stage's failure keeps what the earlier ones made (a download, say)
+        if made:
+            with Repo() as repo:
+                repo.push(targets=made)
+                repo.push(targets=made, run_cache=True)  # the outputs are there: the entries
+    return {"entries": entries, "stage_seconds": seconds}
+
+
+def _restore_or_run(address: str) -> tuple[dict, float, bool]:
+    """The stage's entry, its `dvc repro` seconds and whether the remote already had both
+    its entry and its outputs (an earlier sweep or a teammate did it)."""
     from dvc.cli import main as dvc
     from dvc.repo import Repo
 
-    if upstream:
-        write_lock_entries(upstream)
     with Repo() as repo:
-        if upstream:
-            repo.pull(targets=list(upstream))
         (stage,) = repo.stage.collect(address)
         known = _remote_entry(repo, stage)
-        if known:  # an earlier sweep or a teammate did it: restored, not run
+        if known:
             write_lock_entries({address: known})
             repo.fetch(targets=[address])
     started = time.monotonic()
     # DVC's own command line prints what `dvc repro` prints: the stage's output, its
     # "Running stage" line and its errors, which the task reads
     code = dvc(["repro", "--single-item", address])
-    stage_seconds = time.monotonic() - started
+    seconds = time.monotonic() - started
     if code != 0:
-        raise SystemExit(code)
+        raise Failed(address, code)
     entry = lock_entry(address)
     # restored, or run again with the same outputs: the remote has them and the entry
-    if known is None or entry["outs"] != known["outs"]:
-        with Repo() as repo:
-            repo.push(targets=[address])
-            repo.push(targets=[address], run_cache=True)  # the outputs are there: the entry
-    return {"entry": entry, "stage_seconds": stage_seconds}
+    return entry, seconds, known is not None and entry["outs"] == known["outs"]
 
 
 def _remote_entry(repo, stage) -> dict | None:
@@ -103,7 +139,11 @@ def _modified(info: dict) -> float:
 
 def main(job_file: Path, result_file: Path) -> int:
     job = json.loads(job_file.read_text())
-    result = run(job["stage"], job["upstream"])
+    try:
+        result = run(job["stages"], job["upstream"])
+    except Failed as failed:
+        result_file.write_text(json.dumps({"failed": failed.address}))
+        return failed.code
     result_file.write_text(json.dumps(result))
     return 0
 
