@@ -26,20 +26,24 @@ def markdown(r: dict) -> str:
         "",
         "## What a task costs",
         "",
-        f"The sweep ran {r['tasks']} stage tasks, of which {r['tasks_that_ran']} ran their "
-        "stage (a task restores its stage from the run-cache where it can). All of them "
-        f"together took {r['task_seconds_total']:.0f} s, against {s['sequence']:.0f} s for "
-        f"the same stages one after another: **{r['tasks_against_sequence']:.2f}×** (two "
-        "tasks share this machine's two cores, which slows each). Per task, the median "
-        f"overhead beyond its `dvc repro` (clone, inputs pulled, outputs and entry pushed, "
-        f"Python and DVC started) was **{r['task_overhead_median_s']:.1f} s**, against a "
-        f"median {r['task_repro_median_s']:.1f} s in `dvc repro --single-item`.",
+        f"The sweep ran {r['stages_run']} stages in {r['tasks']} tasks (the ten small "
+        "stages that lead the pipeline share one), and "
+        f"{r['stages_that_ran']} of the stages ran (a task restores a stage from the "
+        "run-cache where it can). All tasks together took "
+        f"{r['task_seconds_total']:.0f} s, against {s['sequence']:.0f} s for the same "
+        f"stages one after another: **{r['tasks_against_sequence']:.2f}×** (two tasks "
+        "share this machine's two cores, which slows each). Per task, the median overhead "
+        "beyond its `dvc repro` (clone, inputs pulled, outputs and entries pushed, Python and "
+        f"DVC started) was **{r['task_overhead_median_s']:.1f} s**, against a median "
+        f"{r['task_repro_median_s']:.1f} s in `dvc repro --single-item`.",
         "",
-        f"From the last stage's end to the sweep's end: **{r['after_last_stage_s']:.0f} s**, "
-        f"against {home_and_pull:.0f} s for the slowest point's homecoming task "
+        f"From the last stage's end to the sweep's end: **{r['after_last_stage_s']:.1f} s**, "
+        f"against {home_and_pull:.1f} s for the slowest point's homecoming task "
         f"({r['homecoming_max_s']:.1f} s; median {r['homecoming_median_s']:.1f} s) plus "
-        f"the one `dvc exp pull` ({r['pull_s']:.1f} s). The points come home on the cluster "
-        "while other points train.",
+        f"bringing every point in at once ({r['pull_s']:.1f} s: git fetches their refs, DVC "
+        "their outputs). The rest is Ray starting the last homecoming task, the table's "
+        "comparisons with the launching commit and leaving Ray. The points come home on the "
+        "cluster while other points train.",
         "",
         "## One point, five seeds",
         "",
@@ -72,15 +76,15 @@ def markdown(r: dict) -> str:
         "",
         "## Each task",
         "",
-        "In the order they started: seconds in `dvc repro --single-item` (the stage, or its "
-        "restore) and in the rest of the task.",
+        "In the order they started: seconds in `dvc repro --single-item` (the stages, or "
+        "their restore) and in the rest of the task.",
         "",
-        "| stage | ran | repro s | rest s |",
+        "| stages | ran | repro s | rest s |",
         "|---|---|---|---|",
         *[
-            f"| {t['address']} | {'yes' if t['ran'] else 'restored'} | {t['repro_s']:.1f} | "
-            f"{t['overhead_s']:.1f} |"
-            for t in r["stages"]
+            f"| {', '.join(t['stages'])} | {t['ran']} of {len(t['stages'])} | "
+            f"{t['repro_s']:.1f} | {t['overhead_s']:.1f} |"
+            for t in r["tasks_run"]
         ],
         "",
     ]
