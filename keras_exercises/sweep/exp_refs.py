@@ -1,6 +1,6 @@
-"""Moving a sweep's DVC experiments between a node, the git origin and the launching
-repository: what `dvc exp push --no-cache` and `dvc exp pull` do, with git itself moving the
-refs.
+"""A sweep's DVC experiments in git: made on a node, pushed to the origin, pulled into the
+launching repository; what `dvc exp run`'s commit, `dvc exp push --no-cache` and
+`dvc exp pull` do, with git itself.
 
 DVC moves experiment refs with dulwich, a git written in Python: here it took 5 s to push
 one experiment's commit (it reads and repacks the objects in Python) and 10 s to pull four,
@@ -23,6 +23,17 @@ def experiment_ref(commit: str, name: str) -> str:
     return str(ExpRefInfo(baseline_sha=commit, name=name))
 
 
+def commit_experiment(commit: str, name: str, paths: list[str]) -> None:
+    """The workspace's `paths` committed on `commit` under the experiment's ref, with the
+    node's git identity, else the sweep's."""
+    identity = ["-c", "user.name=keras-exercises sweep", "-c", "user.email=sweep@localhost"]
+    if _git("config", "user.email").stdout.strip():
+        identity = []
+    _checked("add", *paths)
+    _checked(*identity, "commit", "--quiet", "-m", f"dvc: commit experiment {name}")
+    _checked("update-ref", experiment_ref(commit, name), "HEAD")
+
+
 def push_experiment(git_remote: str, commit: str, name: str) -> None:
     """The experiment's ref to `git_remote`; refused (git's message, with the fix) where the
     origin has another experiment of that name: an earlier attempt's, or someone else's."""
@@ -40,6 +51,7 @@ def push_experiment(git_remote: str, commit: str, name: str) -> None:
 def pull_experiments(git_remote: str, commit: str, names: list[str]) -> None:
     """Every named experiment of `commit` from `git_remote` (each replaces a local one of
     its name: the nodes made it for this sweep), with its outputs from the DVC remote."""
+    from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
     refs = [experiment_ref(commit, name) for name in names]
@@ -48,8 +60,6 @@ def pull_experiments(git_remote: str, commit: str, names: list[str]) -> None:
         raise PipelineError(
             f"fetching experiments {', '.join(names)} from {git_remote} failed: {_said(done)}"
         )
-    from dvc.exceptions import DvcException
-
     try:
         with Repo() as repo:
             commits = [repo.scm.get_ref(ref) for ref in refs]
@@ -64,6 +74,12 @@ def pull_experiments(git_remote: str, commit: str, names: list[str]) -> None:
 
 def _git(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["git", *args], capture_output=True, text=True)
+
+
+def _checked(*args: str) -> None:
+    done = _git(*args)
+    if done.returncode != 0:
+        raise PipelineError(f"`git {' '.join(args[:3])}` failed: {_said(done)}")
 
 
 def _said(done: subprocess.CompletedProcess) -> str:

@@ -1,7 +1,7 @@
-"""`python -m keras_exercises.sweep.homecoming TASK`, in a clone on a node, once every stage
-of a grid point is done: the point comes home as a named DVC experiment made there and
-pushed to the git origin (exp_refs.py), in parallel with the other points' work; the
-launching repository then brings every point in at once.
+"""`python -m keras_exercises.sweep.homecoming TASK RESULT`, in a clone on a node, once
+every stage of a grid point is done: the point comes home as a named DVC experiment made
+there and pushed to the git origin (exp_refs.py), in parallel with the other points' work;
+the launching repository then brings every point in at once. RESULT names the experiment.
 
 TASK holds the point (name, overrides) and the dvc.lock entry of each of its stages, from
 the tasks that made them. A DVC experiment is a commit on the launching commit, under a ref
@@ -15,12 +15,11 @@ DVC remote already, and `dvc exp pull` or `apply` fetches them from there).
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 from keras_exercises.runtime.errors import PipelineError
-from keras_exercises.sweep.exp_refs import experiment_ref, push_experiment
+from keras_exercises.sweep.exp_refs import commit_experiment, push_experiment
 from keras_exercises.sweep.grid import PARAMS_FILE, apply
 from keras_exercises.sweep.stage_runner import LOCK_FILE, write_lock_entries
 
@@ -32,28 +31,11 @@ def bring_home(
     in its dvc.lock; then pushed to `git_remote`."""
     apply(tuple(overrides), Path(PARAMS_FILE))
     write_lock_entries(entries, alone=True)
-    _git("add", PARAMS_FILE, LOCK_FILE)
-    _git(*_identity(), "commit", "--quiet", "-m", f"dvc: commit experiment {name}")
-    _git("update-ref", experiment_ref(commit, name), "HEAD")
+    commit_experiment(commit, name, [PARAMS_FILE, LOCK_FILE])
     push_experiment(git_remote, commit, name)
 
 
-def _identity() -> list[str]:
-    """The experiment is a git commit: the node's own git identity, else the sweep's."""
-    asked = subprocess.run(["git", "config", "user.email"], capture_output=True, text=True)
-    if asked.stdout.strip():
-        return []
-    return ["-c", "user.name=keras-exercises sweep", "-c", "user.email=sweep@localhost"]
-
-
-def _git(*args: str) -> None:
-    done = subprocess.run(["git", *args], capture_output=True, text=True)
-    if done.returncode != 0:
-        said = " ".join((done.stdout + done.stderr).split())[-800:]
-        raise PipelineError(f"`git {' '.join(args[:3])}` failed: {said}")
-
-
-def main(task_file: Path) -> int:
+def main(task_file: Path, result_file: Path) -> int:
     task = json.loads(task_file.read_text())
     point = task["point"]
     try:
@@ -63,8 +45,9 @@ def main(task_file: Path) -> int:
     except PipelineError as exc:  # one line: the task reads it
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
+    result_file.write_text(json.dumps({"experiment": point["name"]}))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1])))
+    sys.exit(main(Path(sys.argv[1]), Path(sys.argv[2])))

@@ -1,9 +1,9 @@
 """What one Ray task does on its node: run one stage of one or more grid points (or a few
 small stages, in order) in a fresh clone of the commit (clone.py), its inputs and outputs
-moved by stage_runner.py; or, once
-every stage of a grid point is done, make that point's DVC experiment there and push it
-(homecoming.py). The commands run from the clone, so every node runs the launching commit's
-own code, whichever version of the project it has installed."""
+moved by stage_runner.py; or, once every stage of a grid point is done, make that point's
+DVC experiment there and push it (homecoming.py). The commands run from the clone, so
+every node runs the launching commit's own code, whichever version of the project it has
+installed."""
 
 from __future__ import annotations
 
@@ -93,18 +93,9 @@ def run_on_node(
     started, started_at = time.monotonic(), time.time()
     with _clone(job.source, node, job.addresses[0]) as work:
         apply(job.overrides, work / PARAMS_FILE)
-        task = work / ".dvc" / "tmp" / "sweep-task.json"
-        task.parent.mkdir(parents=True, exist_ok=True)
         upstream = {outcome.address: outcome.entry for outcome in needed}
-        task.write_text(json.dumps({"stages": list(job.addresses), "upstream": upstream}))
-        result = task.with_suffix(".result.json")
-        runner = ["-m", "keras_exercises.sweep.stage_runner", str(task), str(result)]
-        try:
-            printed = _run([*_TETHER, sys.executable, *runner], work, _stage_env(job, node))
-        except StageFailed as failed:
-            done = json.loads(result.read_text()) if result.exists() else {}
-            raise StageFailed(str(failed), done.get("failed", "")) from None
-        done = json.loads(result.read_text())
+        task = {"stages": list(job.addresses), "upstream": upstream}
+        printed, done = _run_in_clone(work, "stage_runner", task, _stage_env(job, node))
     seconds, ended_at = time.monotonic() - started, time.time()
     share = (seconds - sum(done["stage_seconds"].values())) / len(job.keys)
     return tuple(
@@ -151,16 +142,13 @@ def finish_point(job: PointJob, *stages: StageOutcome) -> PointOutcome:
 def finish_on_node(job: PointJob, node: str, stages: tuple[StageOutcome, ...]) -> PointOutcome:
     started = time.monotonic()
     with _clone(job.source, node, job.point.name) as work:
-        task = work / ".dvc" / "tmp" / "sweep-point.json"
-        task.parent.mkdir(parents=True, exist_ok=True)
-        entries = {outcome.address: outcome.entry for outcome in stages}
-        point = {"name": job.point.name, "overrides": list(job.point.overrides)}
-        remote, commit = job.git_remote, job.source.commit
-        task.write_text(
-            json.dumps({"point": point, "entries": entries, "remote": remote, "commit": commit})
-        )
-        homecoming = ["-m", "keras_exercises.sweep.homecoming", str(task)]
-        _run([*_TETHER, sys.executable, *homecoming], work, {**os.environ, "PYTHONUNBUFFERED": "1"})
+        task = {
+            "point": {"name": job.point.name, "overrides": list(job.point.overrides)},
+            "entries": {outcome.address: outcome.entry for outcome in stages},
+            "remote": job.git_remote,
+            "commit": job.source.commit,
+        }
+        _run_in_clone(work, "homecoming", task, {**os.environ, "PYTHONUNBUFFERED": "1"})
     return PointOutcome(job.point.name, node, time.monotonic() - started, time.time())
 
 
@@ -215,6 +203,23 @@ def _stage_env(job: StageJob, node: str) -> dict[str, str]:
 
 # the task's commands end with the Ray worker that runs it (tether.py)
 _TETHER = [sys.executable, "-m", "keras_exercises.sweep.tether"]
+
+
+def _run_in_clone(work: Path, module: str, task: dict, env: dict[str, str]) -> tuple[str, dict]:
+    """`python -m keras_exercises.sweep.<module> TASK RESULT` in the clone, ended with this
+    worker: what it printed and RESULT's content. Its failure names the stage that failed
+    where RESULT says which."""
+    folder = work / ".dvc" / "tmp"  # DVC's own scratch: git ignores it
+    folder.mkdir(parents=True, exist_ok=True)
+    task_file, result = folder / "sweep-task.json", folder / "sweep-result.json"
+    task_file.write_text(json.dumps(task))
+    command = [sys.executable, "-m", f"keras_exercises.sweep.{module}", str(task_file)]
+    try:
+        printed = _run([*_TETHER, *command, str(result)], work, env)
+    except StageFailed as failed:
+        said = json.loads(result.read_text()) if result.exists() else {}
+        raise StageFailed(str(failed), said.get("failed", "")) from None
+    return printed, json.loads(result.read_text()) if result.exists() else {}
 
 
 def _run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
