@@ -86,12 +86,15 @@ def by_sweep(copy: Path, overrides: list[str], address: str = "", env=None) -> d
     seconds, ended = time.perf_counter() - started, time.time()
     table = json.loads(printed)
     stages, homes = table["stages"], table["homecomings"]
+    last = max(table["arrivals"], key=lambda arrival: arrival["ended_at"])
     return {
         "seconds": seconds,
         "after_last_stage_s": ended - max(s["ended_at"] for s in stages),
         "homecoming_median_s": statistics.median(h["seconds"] for h in homes),
         "homecoming_max_s": max(h["seconds"] for h in homes),
-        "pull_s": table["pull_seconds"],
+        "pull_s": last["pull_seconds"],  # the last point's: what is left after the last stage
+        "compare_s": last["compare_seconds"],
+        "pulls_total_s": sum(arrival["pull_seconds"] for arrival in table["arrivals"]),
         "stages": stages,
     }
 
@@ -223,6 +226,8 @@ def main() -> None:
         "homecoming_median_s": sweep["homecoming_median_s"],
         "homecoming_max_s": sweep["homecoming_max_s"],
         "pull_s": sweep["pull_s"],
+        "compare_s": sweep["compare_s"],
+        "pulls_total_s": sweep["pulls_total_s"],
         "five_seeds": five,
         "three_nodes": {k: v for k, v in cluster.items() if k != "stages"}
         | {"tasks_seconds_total": sum(s["seconds"] for s in cluster["stages"])},

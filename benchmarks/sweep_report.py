@@ -40,10 +40,11 @@ def markdown(r: dict) -> str:
         f"From the last stage's end to the sweep's end: **{r['after_last_stage_s']:.1f} s**, "
         f"against {home_and_pull:.1f} s for the slowest point's homecoming task "
         f"({r['homecoming_max_s']:.1f} s; median {r['homecoming_median_s']:.1f} s) plus "
-        f"bringing every point in at once ({r['pull_s']:.1f} s: git fetches their refs, DVC "
-        "their outputs). The rest is Ray starting the last homecoming task, the table's "
-        "comparisons with the launching commit and leaving Ray. The points come home on the "
-        "cluster while other points train.",
+        f"bringing the last point in ({r['pull_s']:.1f} s: git fetches its ref, DVC its "
+        f"outputs; {r['pulls_total_s']:.1f} s for all points, each fetched as it came home, "
+        "while the others' stages ran). The rest is Ray starting the last homecoming task, "
+        f"the last point's comparison with the launching commit ({r['compare_s']:.1f} s) "
+        "and the command's exit; Ray is left while the last point comes in.",
         "",
         "## One point, five seeds",
         "",

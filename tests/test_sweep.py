@@ -4,6 +4,7 @@ and a real `mlflow server`."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -38,9 +39,12 @@ NO_DASHBOARD = {"include_dashboard": False}
 
 
 @pytest.fixture(autouse=True)
-def ray_auth_mode_restored(monkeypatch):
-    """connect() may turn Ray's token mode on in this process, as `ray start` would."""
+def ray_auth_mode_restored(monkeypatch, tmp_path):
+    """connect() may turn Ray's token mode on in this process, as `ray start` would; and
+    does where this machine has a token (~/.ray/auth_token, from any `ray get-auth-token
+    --generate` here), which these clusters, started without one, are not given."""
     monkeypatch.delenv(AUTH_MODE_ENV, raising=False)
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "no-token-here"))
 
 
 @pytest.fixture
@@ -113,16 +117,33 @@ def wait_for(found, process: subprocess.Popen, timeout: float = 900):
     return result
 
 
+def running_in(folder: Path) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if process.cwd().startswith(str(folder)):
+                found.append(process)
+        except psutil.Error:
+            pass
+    return found
+
+
+def wait_until_stopped(scratch: Path, timeout: float = 120) -> None:
+    """Until nothing runs in the nodes' scratch: a killed driver's tasks run on until Ray
+    sees it gone, and may push what they made meanwhile."""
+    deadline = time.monotonic() + timeout
+    while running_in(scratch):
+        assert time.monotonic() < deadline, [p.cmdline() for p in running_in(scratch)]
+        time.sleep(0.5)
+
+
 def lose_node(cluster, node_id: str, scratch: Path) -> None:
     """As if the machine went down: its raylet and everything running in its scratch."""
     (node,) = [n for n in cluster.worker_nodes if n.node_id == node_id]
     cluster.remove_node(node)
-    for process in psutil.process_iter():
-        try:
-            if str(scratch / "keras-exercises-sweep" / node_id[:16]) in process.cwd():
-                process.kill()
-        except psutil.Error:
-            pass
+    for process in running_in(scratch / "keras-exercises-sweep" / node_id[:16]):
+        with contextlib.suppress(psutil.Error):
+            process.kill()
     cluster.add_node(num_cpus=1)
 
 
@@ -154,6 +175,7 @@ def test_a_grid_on_two_nodes_comes_home_as_dvc_experiments(
         wait_for(lambda: pushed_trainings(remote), first)
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
+        wait_until_stopped(tmp_path / "scratch")
         done_before = pushed_trainings(remote)
 
         # ...and the same command again, which loses a node midway through a training run
@@ -173,11 +195,11 @@ def test_a_grid_on_two_nodes_comes_home_as_dvc_experiments(
         ]
         assert "task/s" in progress or "s/task" in progress  # tqdm's bar, with its rate
 
-        # each point came home on a node of the cluster, and into this repository with
-        # one `dvc exp pull`
+        # each point came home on a node of the cluster, and into this repository as it did
         workers = {node.node_id for node in cluster.worker_nodes}
         assert sorted(h["name"] for h in table["homecomings"]) == ["grid-1", "grid-2"]
         assert {h["node"] for h in table["homecomings"]} <= workers
+        assert sorted(a["name"] for a in table["arrivals"]) == ["grid-1", "grid-2"]
 
         # the rerun trained each stage once, and none the killed driver had done
         experiment = client.get_experiment_by_name("keras-exercises")
@@ -249,8 +271,29 @@ def test_a_grid_on_two_nodes_comes_home_as_dvc_experiments(
     assert row.startswith("local-2") and row.count("(+") + row.count("(-") == len(local.answers)
 
 
-def test_a_failing_stage_fails_its_grid_point_with_its_message_and_the_others_finish():
-    """Scheduling alone, on a local Ray instance: a stage's own failure (its `error:`
+@pytest.fixture(scope="module")
+def gpu_cluster():
+    """A head that runs no task (with a Ray Client server, for `ray://` addresses), a node
+    of two CPUs and one of two CPUs and a logical GPU."""
+    from ray.cluster_utils import Cluster
+
+    client_port = free_port()
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 0, "ray_client_server_port": client_port, **NO_DASHBOARD},
+    )
+    cluster.add_node(num_cpus=2)
+    cluster.gpu_node = cluster.add_node(num_cpus=2, num_gpus=1)
+    cluster.client_address = f"ray://127.0.0.1:{client_port}"
+    cluster.wait_for_nodes()
+    yield cluster
+    cluster.shutdown()
+
+
+def test_a_failing_stage_fails_its_grid_point_with_its_message_and_the_others_finish(
+    gpu_cluster,
+):
+    """Scheduling alone: a stage's own failure (its `error:`
     message) ends the points it serves, its downstream stages never run, and the other
     point's stages all finish."""
     import ray
@@ -275,7 +318,7 @@ def test_a_failing_stage_fails_its_grid_point_with_its_message_and_the_others_fi
     plan = Plan(
         stages, {"g-1": ["validate", "good", "report-1"], "g-2": ["validate", "bad", "report-2"]}
     )
-    connect(None)
+    connect(gpu_cluster.address)
     try:
         progress = run_plan(plan, lambda keys: keys, task=task)
     finally:
@@ -286,25 +329,6 @@ def test_a_failing_stage_fails_its_grid_point_with_its_message_and_the_others_fi
     failed = _result(GridPoint("g-2", ()), plan, progress)
     assert (done.status, failed.status) == ("done", "failed")
     assert failed.message == f"prepare@ex1: {message}"  # its own, not report's
-
-
-@pytest.fixture(scope="module")
-def gpu_cluster():
-    """A head that runs no task (with a Ray Client server, for `ray://` addresses), a node
-    of two CPUs and one of two CPUs and a logical GPU."""
-    from ray.cluster_utils import Cluster
-
-    client_port = free_port()
-    cluster = Cluster(
-        initialize_head=True,
-        head_node_args={"num_cpus": 0, "ray_client_server_port": client_port, **NO_DASHBOARD},
-    )
-    cluster.add_node(num_cpus=2)
-    cluster.gpu_node = cluster.add_node(num_cpus=2, num_gpus=1)
-    cluster.client_address = f"ray://127.0.0.1:{client_port}"
-    cluster.wait_for_nodes()
-    yield cluster
-    cluster.shutdown()
 
 
 def test_stages_that_run_tensorflow_go_to_the_node_with_a_gpu(gpu_cluster):
@@ -400,7 +424,7 @@ def test_a_stage_no_node_can_run_is_refused_and_a_long_wait_is_named(
         def slow(keys: tuple[str, ...]) -> tuple[StageOutcome, ...]:  # shipped by value
             import time
 
-            time.sleep(4)
+            time.sleep(10)  # long enough for the board, an actor Ray starts now, to answer
             return tuple(StageOutcome(k, k, "node", "host", True, 0, 0, 0, 0) for k in keys)
 
         # two TensorFlow stages, one node with a GPU: the second waits for the first

@@ -127,11 +127,16 @@ def wait_for(path: Path, timeout: float = 30) -> None:
 
 
 def test_a_handed_stage_runs_as_the_client_would_and_the_server_is_reused(stage_dir):
-    # DVC names each stage in its environment: one server for both, each child its own
+    # DVC names each stage in its environment, Ray each task's job: one server for both,
+    # each child its own
     first = run_client(
-        stage_dir, {"DVC_STAGE": "train@ex1-42", "KERAS_EXERCISES_FAKE_CODE": "3"}, input="typed"
+        stage_dir,
+        {"DVC_STAGE": "train@ex1-42", "KERAS_EXERCISES_FAKE_CODE": "3", "RAY_JOB_ID": "01000000"},
+        input="typed",
     )
-    second = run_client(stage_dir, {"DVC_STAGE": "train@ex2-42"}, input="")
+    second = run_client(
+        stage_dir, {"DVC_STAGE": "train@ex2-42", "RAY_JOB_ID": "02000000"}, input=""
+    )
 
     assert first.returncode == 3 and second.returncode == 0
     one, two = json.loads(first.stdout), json.loads(second.stdout)

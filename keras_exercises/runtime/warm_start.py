@@ -69,6 +69,9 @@ PRELOADS = {
 _PER_STAGE = {"DVC_STAGE", "DVC_ROOT", INSIDE, "PWD", "OLDPWD", "SHLVL", "_"}
 _PER_STAGE_PREFIXES = ("DVC_EXP_", "KERAS_EXERCISES_", "MLFLOW_TRACKING_", "TEAM_")
 _PER_STAGE_PREFIXES += ("MLFLOW_HTTP_REQUEST_", "PYTEST_XDIST_")
+# a Ray worker names its job and raylet in these, which no preloaded library reads: each
+# sweep (a Ray job of its own) would start its own servers on every node, a gigabyte each
+_PER_STAGE_PREFIXES += ("RAY_",)
 _LOGIN_SUFFIXES = ("PASSWORD", "_TOKEN", "_SECRET", "_SECRET_ACCESS_KEY", "_ACCESS_KEY_ID")
 _LOGIN_SUFFIXES += ("_API_KEY",)
 # read at import only for whether it is set: pytest names the running test in it, and MLflow

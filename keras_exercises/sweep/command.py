@@ -1,5 +1,6 @@
 """`keras-exercises sweep`: check, plan, run every stage on Ray, bring each grid point home
-as a DVC experiment as soon as it is done, and end with the table of answers."""
+as a DVC experiment as soon as it is done (made on a node, fetched and compared here:
+arrivals.py), and end with the table of answers."""
 
 from __future__ import annotations
 
@@ -7,12 +8,10 @@ import contextlib
 import hashlib
 import json
 import sys
-import time
 from dataclasses import asdict
 from pathlib import Path
 
-from keras_exercises.runtime.errors import PipelineError
-from keras_exercises.sweep.exp_refs import pull_experiments
+from keras_exercises.sweep.arrivals import Arrival, Arrivals
 from keras_exercises.sweep.grid import PARAMS_FILE, GridPoint, grid_points
 from keras_exercises.sweep.joining import connect
 from keras_exercises.sweep.node_task import PointJob, Source, StageJob
@@ -26,11 +25,7 @@ from keras_exercises.sweep.preflight import (
     store_fits_cluster,
 )
 from keras_exercises.sweep.resources import check_feasible
-from keras_exercises.sweep.results import (
-    PointResult,
-    compare_with_launch,
-    results_table,
-)
+from keras_exercises.sweep.results import PointResult, results_table
 from keras_exercises.sweep.schedule import SweepProgress, run_plan
 
 GIT_REMOTE = "origin"
@@ -54,13 +49,13 @@ def sweep(
     output gets the final table (or JSON) alone; what comes before, MLflow's run addresses
     included, goes to standard error."""
     with contextlib.redirect_stdout(sys.stderr):
-        status, results, progress = _sweep(name, overrides, address, autoscales)
+        status, results, progress, arrived = _sweep(name, overrides, address, autoscales)
     if as_json:
         table = {
             "points": [result.as_dict() for result in results],
             "stages": [asdict(outcome) for outcome in progress.outcomes.values()],
             "homecomings": [asdict(outcome) for outcome in progress.homecomings.values()],
-            "pull_seconds": progress.pull_seconds,
+            "arrivals": [asdict(arrival) for arrival in arrived],
         }
         print(json.dumps(table, indent=2))
     else:
@@ -70,7 +65,7 @@ def sweep(
 
 def _sweep(
     name: str | None, overrides: list[str], address: str | None, autoscales: bool
-) -> tuple[str, list[PointResult], SweepProgress]:
+) -> tuple[str, list[PointResult], SweepProgress, list[Arrival]]:
     import mlflow
     import ray
 
@@ -97,19 +92,19 @@ def _sweep(
         client = mlflow.MlflowClient()
         parent_id = _parent_run(client, experiment_id, name, commit, overrides, len(points))
         print(f"{name}: {len(points)} grid points on {nodes} Ray node(s); MLflow run {parent_id}")
+        arrivals = Arrivals(GIT_REMOTE, commit, load_params().statistics, Revision("HEAD"))
         status = "KILLED"  # unless it gets to the end
         try:
-            results, progress = _run(name, source, plan, points, store.tracking_uri(), parent_id)
-            statistics, launch = load_params().statistics, Revision("HEAD")
-            for result in results:
-                if result.status == "done":
-                    compare_with_launch(result, statistics, launch)
+            progress = _run(name, source, plan, points, store.tracking_uri(), parent_id, arrivals)
+            _shutdown()  # Ray is left while the last points come in
+            results = [_result(point, plan, progress, arrivals) for point in points]
             status = "FINISHED" if all(r.status == "done" for r in results) else "FAILED"
         finally:
+            arrivals.close(cancel=status == "KILLED")
             client.set_terminated(parent_id, status)
     finally:
         _shutdown()
-    return status, results, progress
+    return status, results, progress, arrivals.arrivals
 
 
 def _parent_run(client, experiment_id: str, name: str, commit: str, overrides, n_points) -> str:
@@ -140,8 +135,10 @@ def _run(
     points: list[GridPoint],
     tracking_uri: str,
     parent_id: str,
-) -> tuple[list[PointResult], SweepProgress]:
-    """Each point's result, and how each task went (where, how long, whether it ran)."""
+    arrivals: Arrivals,
+) -> SweepProgress:
+    """How each task went (where, how long, whether it ran); each point that came home is
+    brought in by `arrivals` as soon as it has."""
     by_name = {point.name: point for point in points}
 
     def job_of(keys: tuple[str, ...]) -> StageJob:
@@ -164,22 +161,17 @@ def _run(
     def point_job_of(point_name: str) -> PointJob:
         return PointJob(source, by_name[point_name], GIT_REMOTE)
 
-    progress = run_plan(plan, job_of, point_job_of)
-    results = [_result(point, plan, progress) for point in points]
-    home = [result.point.name for result in results if result.status == "done"]
-    if home:  # every experiment the nodes pushed, in one pull
-        started = time.monotonic()
-        try:
-            pull_experiments(GIT_REMOTE, source.commit, home)
-            progress.pull_seconds = time.monotonic() - started
-        except PipelineError as exc:
-            for result in results:
-                if result.status == "done":
-                    result.status, result.message = "failed", str(exc)
-    return results, progress
+    def arrived(point_name: str) -> None:
+        arrivals.bring_in(by_name[point_name])
+
+    return run_plan(plan, job_of, point_job_of, arrived=arrived)
 
 
-def _result(point: GridPoint, plan: Plan, progress: SweepProgress) -> PointResult:
+def _result(
+    point: GridPoint, plan: Plan, progress: SweepProgress, arrivals: Arrivals | None = None
+) -> PointResult:
+    """The point's failure, where a stage or its homecoming failed; else what `arrivals`
+    made of it (fetched and compared), where it brought it in."""
     keys = plan.point_stages[point.name]
     failed = [k for k in keys if k in progress.failures]
     # the stage that failed of itself, not one that only lacked its failed inputs
@@ -190,7 +182,7 @@ def _result(point: GridPoint, plan: Plan, progress: SweepProgress) -> PointResul
     if point.name in progress.point_failures:
         message = progress.point_failures[point.name]
         return PointResult(point, "failed", f"bringing it home: {message}")
-    return PointResult(point, "done")
+    return arrivals.result(point) if arrivals else PointResult(point, "done")
 
 
 def _store_uri() -> str:

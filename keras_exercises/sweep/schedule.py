@@ -30,7 +30,6 @@ class SweepProgress:
     failures: dict[str, str] = field(default_factory=dict)
     homecomings: dict[str, PointOutcome] = field(default_factory=dict)  # by grid point
     point_failures: dict[str, str] = field(default_factory=dict)  # grid point -> message
-    pull_seconds: float = 0.0  # bringing every point in from the origin, at once
 
 
 def run_plan(
@@ -39,12 +38,14 @@ def run_plan(
     point_job_of: Callable[[str], PointJob] | None = None,
     task: Callable[..., tuple[StageOutcome, ...]] = run_stage,
     finish: Callable[..., PointOutcome] = finish_point,
+    arrived: Callable[[str], None] = lambda point: None,
 ) -> SweepProgress:
     """Submit every task of `plan` (its stages' keys), each asking Ray for what `requests`
     says, and after each grid point's stages the task that brings it home (`point_job_of`;
     none without it). `task(job, *outcomes_needed)` runs a task's stages and returns their
     outcomes, `finish(point_job, *outcomes)` runs one homecoming; Ray starts each once the
-    tasks it needs are done, and gives each stage's outcome to the tasks that need it."""
+    tasks it needs are done, and gives each stage's outcome to the tasks that need it.
+    `arrived(point)` is called as each point's homecoming ends well."""
     import ray
     from tqdm import tqdm
 
@@ -89,6 +90,7 @@ def run_plan(
                         progress.outcomes[key] = outcome
                     else:
                         progress.homecomings[key] = outcome
+                        arrived(key)
                     per_node[outcome.node[:8]] += 1
                 watch.done(key)
                 bar.update(1)
