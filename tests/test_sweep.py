@@ -30,6 +30,7 @@ from keras_exercises.sweep.schedule import run_plan
 from tests.conftest import dvc
 from tests.support.networked import git_daemon, put_online, run_cache_entries
 from tests.support.project_copy import git
+from tests.support.ray_join import join, last_line
 from tests.support.services import S3_CREDENTIALS, free_port, plain_mlflow_server, s3_endpoint
 
 pytestmark = pytest.mark.slow
@@ -361,6 +362,23 @@ def test_stages_that_run_tensorflow_go_to_the_node_with_a_gpu(gpu_cluster):
             assert (outcome.node, outcome.host) == (gpu_cluster.gpu_node.node_id, "1"), key
         else:
             assert outcome.host == "0", key
+
+
+def test_a_token_the_cluster_does_not_use_is_named_with_its_fix(gpu_cluster, tmp_path):
+    """This machine has a Ray token, so the sweep joins with it (as `ray start` would);
+    the cluster runs without one: it lets the process join, but never starts the actors the
+    process owns. Said once joined, with the fix, in a process of its own (Ray keeps its
+    auth mode for the process)."""
+    token = tmp_path / "auth_token"
+    token.write_text("0123456789abcdef" * 4)
+    env = {k: v for k, v in os.environ.items() if k != AUTH_MODE_ENV}
+    done = join(gpu_cluster.address, {**env, "RAY_AUTH_TOKEN_PATH": str(token)})
+    assert done.returncode == 1, done.stderr[-3000:]
+    error = last_line(done)
+    assert error.startswith(
+        f"error: joined the Ray cluster at {gpu_cluster.address} with token authentication"
+    ), error
+    assert "the cluster runs without it" in error and "`export RAY_AUTH_MODE=disabled`" in error
 
 
 def test_a_cluster_of_several_nodes_refuses_what_only_this_machine_reaches(

@@ -14,6 +14,7 @@ from keras_exercises.cli import main
 from keras_exercises.sweep.grid import grid_points
 from keras_exercises.sweep.plan import plan_sweep
 from tests.support.project_copy import ROOT, git
+from tests.support.ray_join import join, last_line
 from tests.support.services import free_port
 
 RATES = "exercises.ex1.optimizer.learning_rate=0.001,0.002"
@@ -174,7 +175,6 @@ def test_a_head_started_as_the_docs_say_takes_the_sweep_with_its_token(tmp_path,
     import os
     import signal
 
-    from keras_exercises.runtime.errors import PipelineError
     from keras_exercises.sweep import joining
 
     head_home, here = tmp_path / "head", tmp_path / "here"
@@ -201,11 +201,11 @@ def test_a_head_started_as_the_docs_say_takes_the_sweep_with_its_token(tmp_path,
         while subprocess.run(status, env=asking, capture_output=True).returncode != 0:
             assert head.poll() is None and time.monotonic() < deadline
             time.sleep(1)
-        with pytest.raises(PipelineError) as refused:
-            joining.connect(f"127.0.0.1:{port}")
-        message = str(refused.value)
+        refused = join(f"127.0.0.1:{port}")
+        assert refused.returncode == 1, refused.stderr[-3000:]
+        message = last_line(refused)
         assert message.startswith(
-            f"the Ray cluster at 127.0.0.1:{port} refused this machine: "
+            f"error: the Ray cluster at 127.0.0.1:{port} refused this machine: "
             "it uses token authentication"
         ), message
         assert "`ray get-auth-token` on the head" in message
@@ -213,12 +213,9 @@ def test_a_head_started_as_the_docs_say_takes_the_sweep_with_its_token(tmp_path,
 
         (here / ".ray").mkdir()
         (here / ".ray" / "auth_token").write_text(token.strip())
-        # a new command, as the user runs after the fix (Ray caches its auth mode)
-        joined = (
-            f"from keras_exercises.sweep.joining import connect; print(connect('127.0.0.1:{port}'))"
-        )
-        again = subprocess.run([sys.executable, "-c", joined], capture_output=True, text=True)
-        assert again.stdout.strip() == "1", again.stderr[-2000:]
+        # as the user runs it again after the fix
+        joined = join(f"127.0.0.1:{port}")
+        assert joined.stdout.strip() == "1", joined.stderr[-2000:]
     finally:
         os.killpg(head.pid, signal.SIGTERM)  # this head alone: `ray stop` ends every Ray here
         head.wait(timeout=60)

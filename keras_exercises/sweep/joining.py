@@ -54,7 +54,39 @@ def connect(address: str | None) -> int:
             "it (`ray start --head` on one machine, docs/cluster.md) or pass its address "
             "with --address"
         ) from None
+    if address and os.environ.get(AUTH_MODE_ENV) == "token":
+        _cluster_calls_back(address)
     return sum(1 for node in ray.nodes() if node["Alive"])
+
+
+def _cluster_calls_back(address: str) -> None:
+    """A cluster without token authentication accepts a process that joins with a token,
+    but cannot call back into it: its tasks run, the actors it owns never start (Ray wants
+    one mode on every node). An actor of no CPUs tells, in about a second."""
+    import ray
+
+    @ray.remote(num_cpus=0)
+    class Echo:
+        def ping(self) -> bool:
+            return True
+
+    echo = Echo.remote()
+    try:
+        ray.get(echo.ping.remote(), timeout=60)
+    except ray.exceptions.ActorDiedError:
+        ray.shutdown()
+        raise PipelineError(
+            f"joined the Ray cluster at {address} with token authentication (RAY_AUTH_MODE "
+            "is token here, or this machine has a token in ~/.ray/auth_token), but the "
+            "cluster runs without it and cannot call back into this process. Join as it "
+            "runs (`export RAY_AUTH_MODE=disabled`), or start the cluster with the token "
+            '(docs/cluster.md, "Token authentication")'
+        ) from None
+    except ray.exceptions.GetTimeoutError:
+        pass  # slow to start an actor, not refusing: the sweep goes on
+    finally:
+        if ray.is_initialized():
+            ray.kill(echo)
 
 
 def _token_where_ray_start_would() -> None:
