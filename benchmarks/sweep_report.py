@@ -42,9 +42,12 @@ def markdown(r: dict) -> str:
         f"({r['homecoming_max_s']:.1f} s; median {r['homecoming_median_s']:.1f} s) plus "
         f"bringing the last point in ({r['pull_s']:.1f} s: git fetches its ref, DVC its "
         f"outputs; {r['pulls_total_s']:.1f} s for all points, each fetched as it came home, "
-        "while the others' stages ran). The rest is Ray starting the last homecoming task, "
-        f"the last point's comparison with the launching commit ({r['compare_s']:.1f} s) "
-        "and the command's exit; Ray is left while the last point comes in.",
+        "while the others' stages ran). The rest: the last point's comparison with the "
+        f"launching commit ({r['compare_s']:.1f} s), the fetch of any point that came home "
+        "just before it (the points are fetched one after another), and Ray ending the "
+        "local instance the sweep started, which takes about 1.3 s (its processes ended "
+        "one after another; it overlaps the last fetch). On a cluster, leaving Ray is a "
+        "disconnect: see the three-node run below.",
         "",
         "## One point, five seeds",
         "",
