@@ -54,7 +54,9 @@ def connect(address: str | None) -> int:
             "it (`ray start --head` on one machine, docs/cluster.md) or pass its address "
             "with --address"
         ) from None
-    if address and os.environ.get(AUTH_MODE_ENV) == "token":
+    # through the Ray Client (ray://) the driver runs on the head: nothing calls back here
+    joined_directly = address and not address.startswith("ray://")
+    if joined_directly and os.environ.get(AUTH_MODE_ENV) == "token":
         _cluster_calls_back(address)
     return sum(1 for node in ray.nodes() if node["Alive"])
 
