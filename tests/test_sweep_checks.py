@@ -134,6 +134,36 @@ def test_a_tethered_command_ends_with_its_parent(tmp_path):
     assert gone == [grandchild]
 
 
+def test_leaving_ends_rays_autoscaler_monitor_without_its_second_of_grace(tmp_path):
+    """A child of this process at the path of Ray's own monitor, deaf to SIGTERM as Ray's is
+    once its GCS is gone: ended at once; a child at any other path is left alone."""
+    import ray.autoscaler._private.monitor as ray_monitor
+
+    from keras_exercises.sweep import joining
+
+    assert ray_monitor.__file__.endswith(joining._AUTOSCALER_MONITOR)
+    deaf = (
+        "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('deaf', flush=True); time.sleep(300)"
+    )
+    scripts = {}
+    for name in ("monitor.py", "other.py"):
+        script = tmp_path / "ray" / "autoscaler" / "_private" / name
+        script.parent.mkdir(parents=True, exist_ok=True)
+        script.write_text(deaf)
+        scripts[name] = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE)
+    try:
+        for process in scripts.values():
+            assert process.stdout.readline() == b"deaf\n"
+        joining.leave()
+        assert scripts["monitor.py"].wait(timeout=5) == -9
+        assert scripts["other.py"].poll() is None
+    finally:
+        for process in scripts.values():
+            process.kill()
+            process.wait()
+
+
 @pytest.mark.parametrize("failures, joined", [(3, True), (4, False)])
 def test_a_ray_client_server_that_dies_as_it_starts_is_tried_again(monkeypatch, failures, joined):
     """Ray's race (ray-project/ray#63202), with the message the Ray Client raises for it: up

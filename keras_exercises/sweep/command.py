@@ -13,7 +13,7 @@ from pathlib import Path
 
 from keras_exercises.sweep.arrivals import Arrival, Arrivals
 from keras_exercises.sweep.grid import PARAMS_FILE, GridPoint, grid_points
-from keras_exercises.sweep.joining import connect
+from keras_exercises.sweep.joining import connect, leave
 from keras_exercises.sweep.node_task import PointJob, Source, StageJob
 from keras_exercises.sweep.plan import Plan, plan_sweep
 from keras_exercises.sweep.preflight import (
@@ -96,14 +96,14 @@ def _sweep(
         status = "KILLED"  # unless it gets to the end
         try:
             progress = _run(name, source, plan, points, store.tracking_uri(), parent_id, arrivals)
-            _shutdown()  # Ray is left while the last points come in
+            leave()  # while the last points come in
             results = [_result(point, plan, progress, arrivals) for point in points]
             status = "FINISHED" if all(r.status == "done" for r in results) else "FAILED"
         finally:
             arrivals.close(cancel=status == "KILLED")
             client.set_terminated(parent_id, status)
     finally:
-        _shutdown()
+        leave()
     return status, results, progress, arrivals.arrivals
 
 
@@ -191,9 +191,3 @@ def _store_uri() -> str:
     from keras_exercises.tracking.store import default_store
 
     return os.environ.get("MLFLOW_TRACKING_URI") or default_store()[0]
-
-
-def _shutdown() -> None:
-    import ray
-
-    ray.shutdown()

@@ -61,6 +61,27 @@ def connect(address: str | None) -> int:
     return sum(1 for node in ray.nodes() if node["Alive"])
 
 
+def leave() -> None:
+    """Leave the cluster; a local instance this process started ends with it.
+
+    Ray ends a local instance's processes one after another, giving each a second to exit
+    on SIGTERM. Its autoscaler monitor, ended after the GCS it reports to, spends all of
+    that second trying to report its own end, then gets SIGKILL: 1.0 of the 1.3 s that
+    `ray.shutdown()` took at the end of every sweep on one machine. Sent SIGKILL first, as
+    Ray would have a second later, it loses nothing: a local instance does not autoscale."""
+    import psutil
+    import ray
+
+    for child in psutil.Process().children():
+        with contextlib.suppress(psutil.Error):
+            if any(part.endswith(_AUTOSCALER_MONITOR) for part in child.cmdline()):
+                child.kill()
+    ray.shutdown()
+
+
+_AUTOSCALER_MONITOR = os.path.join("autoscaler", "_private", "monitor.py")
+
+
 def _cluster_calls_back(address: str) -> None:
     """A cluster without token authentication accepts a process that joins with a token,
     but cannot call back into it: its tasks run, the actors it owns never start (Ray wants
