@@ -7,13 +7,15 @@ commit's."""
 from __future__ import annotations
 
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
 import yaml
 
+from keras_exercises.comparison import Revision
+from keras_exercises.sweep.arrivals import Arrivals
 from keras_exercises.sweep.clone import SCRATCH_ENV
-from keras_exercises.sweep.exp_refs import pull_experiments
 from keras_exercises.sweep.grid import GridPoint
 from keras_exercises.sweep.node_task import (
     PointJob,
@@ -123,11 +125,27 @@ def test_a_point_comes_home_on_its_node_and_a_diverged_push_fails_it(origin, tmp
     for stage in stages:  # the entries the tasks made, not a run of their own
         assert stage.entry["outs"][0]["md5"] in made
 
-    # the launching repository brings it in, its outputs with it, where DVC sees it
+    # the launching repository brings it in, its outputs with it, where DVC sees it; with
+    # a point that never came home, in one fetch that fails, then each alone
     launcher = tmp_path / "launcher"
     git(tmp_path, "clone", "-q", str(repo), str(launcher))
     monkeypatch.chdir(launcher)
-    pull_experiments("origin", commit, ["s-1"])
+    both_queued = threading.Event()
+
+    class LaunchRead(Revision):  # held until both points wait, so they are fetched together
+        def read(self, path):
+            both_queued.wait(timeout=60)
+            return super().read(path)
+
+    arrivals = Arrivals("origin", commit, None, LaunchRead("HEAD"))
+    came, lost = GridPoint("s-1", seeds), GridPoint("s-9", seeds)
+    arrivals.bring_in(came)
+    arrivals.bring_in(lost)
+    both_queued.set()
+    assert (arrivals.result(came).status, arrivals.result(lost).status) == ("done", "failed")
+    assert arrivals.result(lost).message.startswith("fetching experiments s-9 from origin")
+    arrivals.close()
+    assert [arrival.name for arrival in arrivals.arrivals] == ["s-1"]
     assert "s-1" in subprocess.run(["dvc", "exp", "list"], capture_output=True, text=True).stdout
     subprocess.run(["dvc", "exp", "apply", "s-1"], check=True, capture_output=True)
     assert (launcher / "seed-2.txt").read_text() == "2"  # checked out from the fetched cache

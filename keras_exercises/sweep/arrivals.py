@@ -4,13 +4,15 @@ and its answers compared with the launching commit's, on one thread beside the s
 
 The other points' stages are still running meanwhile, so all that is left after the last
 stage is the last point's homecoming and its own fetch and comparison, however many points
-there are. Fetched all at once at the end, four points took 2 s to fetch and 1.4 s to
-compare after the last stage; each point's fetch is a git fetch of one ref and a DVC fetch
-of one revision.
+there are. Points that come home while another is being fetched are fetched together (one
+git fetch, one DVC fetch): each fetch of its own would open DVC and the remote again. The
+launching commit's answers are read, and the comparison's modules imported, before any
+point comes home: the first comparison took 1.1 s with them, 0.4 s without.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,7 +26,7 @@ from keras_exercises.sweep.results import PointResult, compare_with_launch
 @dataclass(frozen=True)
 class Arrival:
     name: str
-    pull_seconds: float  # its ref and outputs into this repository
+    pull_seconds: float  # its ref and outputs into this repository, with any fetched along
     compare_seconds: float
     ended_at: float  # seconds since the epoch
 
@@ -39,10 +41,16 @@ class Arrivals:
         # one thread: DVC's fetches into one repository go one after another
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="arrivals")
         self._queued: dict[str, Future[PointResult]] = {}
+        self._waiting: list[GridPoint] = []  # queued, not yet being fetched
+        self._lock = threading.Lock()
         self.arrivals: list[Arrival] = []
+        self._pool.submit(launch.read, "reports/answers.json")
 
     def bring_in(self, point: GridPoint) -> None:
-        self._queued[point.name] = self._pool.submit(self._arrive, point)
+        self._queued[point.name] = Future()
+        with self._lock:
+            self._waiting.append(point)
+        self._pool.submit(self._arrive)
 
     def result(self, point: GridPoint) -> PointResult:
         return self._queued[point.name].result()
@@ -50,15 +58,34 @@ class Arrivals:
     def close(self, cancel: bool = False) -> None:
         self._pool.shutdown(wait=not cancel, cancel_futures=cancel)
 
-    def _arrive(self, point: GridPoint) -> PointResult:
+    def _arrive(self) -> None:
+        with self._lock:
+            points, self._waiting = self._waiting, []
+        if points:  # else an earlier call took them
+            try:
+                self._bring(points)
+            except BaseException as exc:  # to the waiting result(), not lost in the pool
+                for point in points:
+                    if not self._queued[point.name].done():
+                        self._queued[point.name].set_exception(exc)
+
+    def _bring(self, points: list[GridPoint]) -> None:
+        """Fetched together, then each compared. Where the fetch of several fails, each is
+        fetched alone, so that a point's failure is its own."""
         started = time.monotonic()
-        result = PointResult(point, "done")
         try:
-            pull_experiments(self._git_remote, self._commit, [point.name])
+            pull_experiments(self._git_remote, self._commit, [p.name for p in points])
         except PipelineError as exc:
-            return PointResult(point, "failed", str(exc))
-        fetched = time.monotonic()
-        compare_with_launch(result, self._statistics, self._launch)
-        ended = time.monotonic()
-        self.arrivals.append(Arrival(point.name, fetched - started, ended - fetched, time.time()))
-        return result
+            if len(points) > 1:
+                for point in points:
+                    self._bring([point])
+            else:
+                self._queued[points[0].name].set_result(PointResult(points[0], "failed", str(exc)))
+            return
+        pull_seconds = time.monotonic() - started
+        for point in points:
+            started, result = time.monotonic(), PointResult(point, "done")
+            compare_with_launch(result, self._statistics, self._launch)
+            ended = time.monotonic()
+            self.arrivals.append(Arrival(point.name, pull_seconds, ended - started, time.time()))
+            self._queued[point.name].set_result(result)
