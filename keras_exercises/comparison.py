@@ -29,12 +29,17 @@ WORKSPACE = "workspace"
 class Revision:
     """Files of one revision of the project: committed, an experiment's, or the workspace."""
 
-    def __init__(self, rev: str | None, repo: str | Path = "."):
+    def __init__(self, rev: str | None, repo: str | Path = ".", opened=None):
+        """`opened`: a DVC Repo already at the revision, read as it is."""
         self.rev = rev
         self.label = rev or WORKSPACE
         self._fs = None
         self._read: dict[str, str | None] = {}  # each file is read once
-        if rev is not None:
+        if opened is not None:
+            from dvc.api import DVCFileSystem
+
+            self._fs = DVCFileSystem(repo=opened)
+        elif rev is not None:
             from dvc.api import DVCFileSystem
             from dvc.exceptions import DvcException
 

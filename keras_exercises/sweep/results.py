@@ -33,15 +33,16 @@ class PointResult:
         }
 
 
-def compare_with_launch(result: PointResult, statistics, launch) -> None:
+def compare_with_launch(result: PointResult, statistics, launch, experiment=None) -> None:
     """The point's answers and, per question, its difference from the answer of `launch`
     (the launching commit's Revision, read once for all points), with whether a paired test
-    calls any shared seed's difference beyond noise."""
+    calls any shared seed's difference beyond noise. `experiment`: the point's Revision,
+    where it is open already."""
     import json
 
     from keras_exercises.comparison import Revision, compare, unpaired_seeds
 
-    experiment = Revision(result.point.name)
+    experiment = experiment or Revision(result.point.name)
     answers, launched = experiment.read("reports/answers.json"), launch.read("reports/answers.json")
     result.answers = json.loads(answers) if answers else {}
     if not launched:
