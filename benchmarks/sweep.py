@@ -87,9 +87,13 @@ def by_sweep(copy: Path, overrides: list[str], address: str = "", env=None) -> d
     table = json.loads(printed)
     stages, homes = table["stages"], table["homecomings"]
     last = max(table["arrivals"], key=lambda arrival: arrival["ended_at"])
+    names = [point["name"] for point in table["points"]]
     return {
         "seconds": seconds,
         "after_last_stage_s": ended - max(s["ended_at"] for s in stages),
+        # the issue's reference: one `dvc exp pull` brings every point in
+        "exp_pull_all_s": exp_pull(copy, names, env),
+        "exp_pull_last_s": exp_pull(copy, [last["name"]], env),
         "homecoming_median_s": statistics.median(h["seconds"] for h in homes),
         "homecoming_max_s": max(h["seconds"] for h in homes),
         "pull_s": last["pull_seconds"],  # the last point's: what is left after the last stage
@@ -97,6 +101,18 @@ def by_sweep(copy: Path, overrides: list[str], address: str = "", env=None) -> d
         "pulls_total_s": sum(arrival["pull_seconds"] for arrival in table["arrivals"]),
         "stages": stages,
     }
+
+
+def exp_pull(copy: Path, names: list[str], env=None) -> float:
+    """Seconds of `dvc exp pull` of the named experiments into a fresh clone of the origin,
+    their outputs with them: how the launching repository would bring them in at the end."""
+    origin = run(["git", "remote", "get-url", "origin"], copy, env).strip()
+    with tempfile.TemporaryDirectory(prefix="exp-pull-") as scratch:
+        clone = Path(scratch) / "clone"
+        run(["git", "clone", "-q", "-b", "main", origin, str(clone)], copy, env)
+        started = time.perf_counter()
+        run(["dvc", "exp", "pull", "origin", *names], clone, env)
+        return time.perf_counter() - started
 
 
 def by_queue(copy: Path, jobs: int) -> float:
@@ -223,6 +239,8 @@ def main() -> None:
         "queue_jobs": args.jobs,
         **costs,
         "after_last_stage_s": sweep["after_last_stage_s"],
+        "exp_pull_all_s": sweep["exp_pull_all_s"],
+        "exp_pull_last_s": sweep["exp_pull_last_s"],
         "homecoming_median_s": sweep["homecoming_median_s"],
         "homecoming_max_s": sweep["homecoming_max_s"],
         "pull_s": sweep["pull_s"],

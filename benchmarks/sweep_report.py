@@ -7,7 +7,7 @@ import time
 
 def markdown(r: dict) -> str:
     s, five, three = r["seconds"], r["five_seeds"], r["three_nodes"]
-    home_and_pull = r["homecoming_max_s"] + r["pull_s"]
+    home_and_pull = r["homecoming_max_s"] + r["exp_pull_all_s"]
     lines = [
         f"Measured {time.strftime('%Y-%m-%d')} on {r['machine']} ({r['cpu']}); data: "
         f"{r['data']}. {r['experiments']} experiments of {r['seeds']} seeds each "
@@ -39,15 +39,15 @@ def markdown(r: dict) -> str:
         "",
         f"From the last stage's end to the sweep's end: **{r['after_last_stage_s']:.1f} s**, "
         f"against {home_and_pull:.1f} s for the slowest point's homecoming task "
-        f"({r['homecoming_max_s']:.1f} s; median {r['homecoming_median_s']:.1f} s) plus "
-        f"bringing the last point in ({r['pull_s']:.1f} s: git fetches its ref, DVC its "
-        f"outputs; {r['pulls_total_s']:.1f} s for all points, each fetched as it came home, "
-        "while the others' stages ran). The rest: the last point's comparison with the "
-        f"launching commit ({r['compare_s']:.1f} s), the fetch of any point that came home "
-        "just before it (the points are fetched one after another), and Ray ending the "
-        "local instance the sweep started, which takes about 1.3 s (its processes ended "
-        "one after another; it overlaps the last fetch). On a cluster, leaving Ray is a "
-        "disconnect: see the three-node run below.",
+        f"({r['homecoming_max_s']:.1f} s; median {r['homecoming_median_s']:.1f} s) plus one "
+        f"`dvc exp pull` that brings all {r['experiments']} points into a fresh clone of "
+        f"the origin, outputs included ({r['exp_pull_all_s']:.1f} s; the last point alone: "
+        f"{r['exp_pull_last_s']:.1f} s). In that time the sweep waits for the last point's "
+        "homecoming, then fetches its ref, reads and compares its answers with the launching "
+        f"commit's ({r['compare_s']:.1f} s, most of it DVC building its index of the point's "
+        f"commit, which the fetch then uses too) and fetches its outputs ({r['pull_s']:.1f} "
+        "s), while Ray's local instance ends. The other points were brought in the same way "
+        f"while stages ran ({r['pulls_total_s']:.1f} s of fetches in all).",
         "",
         "## One point, five seeds",
         "",
@@ -74,7 +74,9 @@ def markdown(r: dict) -> str:
         "of no CPUs, two nodes of `threads` CPUs, each its own raylet; the origin served by "
         "`git daemon`, the DVC remote on moto's S3, an MLflow server) took "
         f"{three['seconds']:.0f} s, its tasks {three['tasks_seconds_total']:.0f} s in all, "
-        f"{three['after_last_stage_s']:.0f} s after its last stage. All three nodes share "
+        f"{three['after_last_stage_s']:.1f} s after its last stage (its slowest homecoming "
+        f"{three['homecoming_max_s']:.1f} s, one `dvc exp pull` of every point from S3 "
+        f"{three['exp_pull_all_s']:.1f} s). All three nodes share "
         "this machine's two cores, so this measures what the network transfers cost, not "
         "how the sweep scales.",
         "",
