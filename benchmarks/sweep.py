@@ -126,7 +126,9 @@ def by_queue(copy: Path, jobs: int) -> float:
     run(["dvc", "queue", "stop"], copy)
     status = run(["dvc", "queue", "status"], copy)
     if status.count("Success") != len(POINTS):
-        sys.exit(f"the queue did not finish every experiment:\n{status}")
+        failed = [line.split()[0] for line in status.splitlines() if "Failed" in line]
+        logs = "".join(run(["dvc", "queue", "logs", task], copy)[-2000:] for task in failed)
+        sys.exit(f"the queue did not finish every experiment:\n{status}\n{logs}")
     return seconds
 
 
@@ -140,11 +142,14 @@ def by_sequence(copy: Path, points: list[list[str]]) -> float:
 def on_three_nodes(base: Path, params: dict) -> dict:
     """The grid's sweep on a head of no CPUs and two nodes of `threads` CPUs, every node its
     own raylet, reaching the origin and the DVC remote over the network."""
-    from ray.cluster_utils import Cluster
-
     copy = project(base, "cluster", params)
     credentials = {**S3_CREDENTIALS, "AWS_DEFAULT_REGION": "us-east-1"}
     os.environ.update(credentials)  # the nodes start with this process's environment
+    # every Ray address on 127.0.0.1, as in the tests; and the sweep joins as these nodes
+    # run, without a token (a local Ray instance leaves one in ~/.ray/auth_token)
+    os.environ.update({"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"})
+    from ray.cluster_utils import Cluster  # reads the first when imported
+
     os.environ["KERAS_EXERCISES_SCRATCH"] = str(base / "cluster" / "scratch")
     with ExitStack() as stack:
         served = stack.enter_context(git_daemon(base / "cluster"))
