@@ -119,7 +119,11 @@ def by_queue(copy: Path, jobs: int) -> float:
     started = time.perf_counter()
     for point in POINTS:
         run(["dvc", "exp", "run", "--queue", *[a for o in point for a in ("-S", o)]], copy)
-    run(["dvc", "queue", "start", "--jobs", str(jobs)], copy)
+    # not through a pipe: the queue's workers inherit it, and once a worker that did not
+    # exit held it open, so `run` waited for it
+    start = ["dvc", "queue", "start", "--jobs", str(jobs)]
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    subprocess.run(start, cwd=copy, check=True, **quiet)
     while any(s in run(["dvc", "queue", "status"], copy) for s in ("Running", "Queued")):
         time.sleep(5)
     seconds = time.perf_counter() - started
