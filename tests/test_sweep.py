@@ -296,7 +296,8 @@ def test_a_failing_stage_fails_its_grid_point_with_its_message_and_the_others_fi
 ):
     """Scheduling alone: a stage's own failure (its `error:`
     message) ends the points it serves, its downstream stages never run, and the other
-    point's stages all finish."""
+    point's stages all finish. A stage whose process dies on every attempt is named with
+    Ray's words, the cause and the fix."""
     import ray
 
     from keras_exercises.sweep.command import _result
@@ -307,6 +308,8 @@ def test_a_failing_stage_fails_its_grid_point_with_its_message_and_the_others_fi
     def task(keys: tuple[str, ...], *needed: StageOutcome) -> tuple[StageOutcome, ...]:
         if "bad" in keys:  # shipped by value
             raise StageFailed(message)
+        if "crash" in keys:  # as a worker killed, or out of memory, each time Ray retries
+            os._exit(1)
         return tuple(StageOutcome(k, k, "node", "host", True, 0.0, 0.0, 0.0, 0.0) for k in keys)
 
     stages = {
@@ -315,9 +318,15 @@ def test_a_failing_stage_fails_its_grid_point_with_its_message_and_the_others_fi
         "bad": PlannedStage("bad", "prepare@ex1", ("validate",), None, ["g-2"]),
         "report-1": PlannedStage("report-1", "report", ("good",), None, ["g-1"]),
         "report-2": PlannedStage("report-2", "report", ("bad",), None, ["g-2"]),
+        "crash": PlannedStage("crash", "train@ex2-42", ("validate",), None, ["g-3"]),
     }
     plan = Plan(
-        stages, {"g-1": ["validate", "good", "report-1"], "g-2": ["validate", "bad", "report-2"]}
+        stages,
+        {
+            "g-1": ["validate", "good", "report-1"],
+            "g-2": ["validate", "bad", "report-2"],
+            "g-3": ["validate", "crash"],
+        },
     )
     connect(gpu_cluster.address)
     try:
@@ -325,11 +334,16 @@ def test_a_failing_stage_fails_its_grid_point_with_its_message_and_the_others_fi
     finally:
         ray.shutdown()
     assert set(progress.outcomes) == {"validate", "good", "report-1"}
-    assert set(progress.failures) == {"bad", "report-2"}
+    assert set(progress.failures) == {"bad", "report-2", "crash"}
+    crashed = progress.failures["crash"]  # Ray's words, then the cause and the fix
+    assert crashed.startswith("train@ex2-42: The worker died unexpectedly"), crashed
+    assert "sweep again with the same command" in crashed
     done = _result(GridPoint("g-1", ()), plan, progress)
     failed = _result(GridPoint("g-2", ()), plan, progress)
     assert (done.status, failed.status) == ("done", "failed")
     assert failed.message == f"prepare@ex1: {message}"  # its own, not report's
+    crashed_point = _result(GridPoint("g-3", ()), plan, progress).message.splitlines()
+    assert crashed_point[-1].startswith("The process or node that ran it died"), crashed_point
 
 
 def test_stages_that_run_tensorflow_go_to_the_node_with_a_gpu(gpu_cluster):

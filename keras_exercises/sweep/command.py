@@ -176,9 +176,10 @@ def _result(
     failed = [k for k in keys if k in progress.failures]
     # the stage that failed of itself, not one that only lacked its failed inputs
     own = [k for k in failed if not set(plan.stages[k].upstream) & set(failed)]
-    if own:  # once each: the stages of one task fail with one message
-        messages = dict.fromkeys(progress.failures[k] for k in own)
-        return PointResult(point, "failed", "\n".join(messages))
+    if own:  # each line once (the stages of one task fail with one message), the fix last
+        said = [progress.failures[k].splitlines() for k in own]
+        lines = dict.fromkeys([s[0] for s in said] + [line for s in said for line in s[1:]])
+        return PointResult(point, "failed", "\n".join(lines))
     if point.name in progress.point_failures:
         message = progress.point_failures[point.name]
         return PointResult(point, "failed", f"bringing it home: {message}")

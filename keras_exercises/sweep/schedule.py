@@ -114,8 +114,21 @@ def _failed_stage(exc: Exception) -> str:
 
 
 def _failure_message(exc: Exception) -> str:
+    """The stage's own `error:` line; else Ray's, with the fix where the process or node
+    that ran the task died (Ray names only its own log files)."""
+    import ray.exceptions as lost
+
     cause = getattr(exc, "cause", None)
     if cause is not None and type(cause).__name__ == "StageFailed":
         return str(cause)
     lines = str(exc).strip().splitlines()
-    return lines[-1] if lines else type(exc).__name__
+    message = lines[-1] if lines else type(exc).__name__
+    died = (lost.WorkerCrashedError, lost.LocalRayletDiedError, lost.NodeDiedError)
+    if isinstance(exc, (*died, lost.ObjectLostError)):
+        message += (  # a line of its own: said once for the stages it ended (command.py)
+            f"\nThe process or node that ran it died (killed, out of memory, or its machine "
+            f"lost), {1 + RETRIES_ON_LOST_NODE} times or with no node left to run it: "
+            "sweep again with the same command, and what finished is restored from DVC's "
+            "run-cache, not run again."
+        )
+    return message
