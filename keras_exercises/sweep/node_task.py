@@ -60,7 +60,7 @@ class StageOutcome:
     node: str  # Ray's node id
     host: str
     ran: bool  # False: restored from DVC's run-cache
-    # the task's share: its `dvc repro` and an equal part of what its task spent around its
+    # the task's share: restoring or running it, and an equal part of what its task spent around its
     # stages (cloning, moving inputs and outputs), which is the overhead
     seconds: float
     overhead_seconds: float
@@ -95,7 +95,7 @@ def run_on_node(
         apply(job.overrides, work / PARAMS_FILE)
         upstream = {outcome.address: outcome.entry for outcome in needed}
         task = {"stages": list(job.addresses), "upstream": upstream}
-        printed, done = _run_in_clone(work, "stage_runner", task, _stage_env(job, node))
+        done = _run_in_clone(work, "stage_runner", task, _stage_env(job, node))
     seconds, ended_at = time.monotonic() - started, time.time()
     share = (seconds - sum(done["stage_seconds"].values())) / len(job.keys)
     return tuple(
@@ -104,7 +104,7 @@ def run_on_node(
             address,
             node,
             socket.gethostname(),
-            ran=f"Running stage '{address}'" in printed,
+            ran=address in done["ran"],
             seconds=done["stage_seconds"][address] + share,
             overhead_seconds=share,
             started_at=started_at,
@@ -205,29 +205,28 @@ def _stage_env(job: StageJob, node: str) -> dict[str, str]:
 _TETHER = [sys.executable, "-m", "keras_exercises.sweep.tether"]
 
 
-def _run_in_clone(work: Path, module: str, task: dict, env: dict[str, str]) -> tuple[str, dict]:
+def _run_in_clone(work: Path, module: str, task: dict, env: dict[str, str]) -> dict:
     """`python -m keras_exercises.sweep.<module> TASK RESULT` in the clone, ended with this
-    worker: what it printed and RESULT's content. Its failure names the stage that failed
-    where RESULT says which."""
+    worker: RESULT's content. Its failure names the stage that failed where RESULT says
+    which."""
     folder = work / ".dvc" / "tmp"  # DVC's own scratch: git ignores it
     folder.mkdir(parents=True, exist_ok=True)
     task_file, result = folder / "sweep-task.json", folder / "sweep-result.json"
     task_file.write_text(json.dumps(task))
     command = [sys.executable, "-m", f"keras_exercises.sweep.{module}", str(task_file)]
     try:
-        printed = _run([*_TETHER, *command, str(result)], work, env)
+        _run([*_TETHER, *command, str(result)], work, env)
     except StageFailed as failed:
         said = json.loads(result.read_text()) if result.exists() else {}
         raise StageFailed(str(failed), said.get("failed", "")) from None
-    return printed, json.loads(result.read_text()) if result.exists() else {}
+    return json.loads(result.read_text()) if result.exists() else {}
 
 
-def _run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
+def _run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
     done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
-    printed = done.stdout + done.stderr
     if done.returncode != 0:
+        printed = done.stdout + done.stderr
         raise StageFailed(_own_message(printed) or f"`{' '.join(command[-3:])}` failed")
-    return printed
 
 
 def _own_message(printed: str) -> str:

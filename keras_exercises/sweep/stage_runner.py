@@ -6,10 +6,11 @@ whole run-cache (every entry the team ever pushed), then checks, restores or rer
 stage upstream (`validate` again, each time). A task knows better. The lock entries of the
 stages it needs come with it (JOB, from the tasks that made them): dvc.lock holds them
 alone, so a pull fetches exactly their outputs. For each of its stages it asks the remote's
-run-cache for that stage's key alone, and `dvc repro --single-item` restores or runs it;
-then it pushes the outputs, then the entries it made. RESULT gets each stage's lock entry,
-for the tasks downstream, and how long its `dvc repro` took (the task's overhead is the
-rest); or, when a stage failed, which one.
+run-cache for that stage's key alone: where an entry is there, made from exactly these
+deps, its outputs are pulled by their hashes, which is all `dvc repro` would do; else DVC's
+`repro --single-item` runs it. Then it pushes the outputs, then the entries it made. RESULT
+gets each stage's lock entry, for the tasks downstream, how long restoring or running it
+took (the task's overhead is the rest) and which ran; or, when a stage failed, which one.
 
 The order of the pushes: an entry reaches the remote after its outputs, so a task stopped
 between the two never leaves an entry whose outputs never arrived (DVC would restore from it
@@ -50,7 +51,7 @@ def lock_entry(address: str, lock_file: Path = Path(LOCK_FILE)) -> dict:
 
 
 class Failed(Exception):
-    """`dvc repro` of one of the task's stages failed."""
+    """One of the task's stages could not be restored or run."""
 
     def __init__(self, address: str, code: int) -> None:
         super().__init__(address)
@@ -60,35 +61,47 @@ class Failed(Exception):
 def run(addresses: list[str], upstream: dict[str, dict]) -> dict:
     """Restore or run each stage of `addresses`, in order, once the outputs of the
     `upstream` entries are in place; returns RESULT's content. Raises Failed with the
-    stage and DVC's code when `dvc repro` fails (its own message printed)."""
+    stage when one fails (DVC's message printed). One DVC repo serves every step: DVC
+    reads dvc.yaml, dvc.lock and params.yaml again for each, but starts once."""
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
     write_lock_entries(upstream, alone=True)
-    if len(upstream) > FEW_INPUTS:
-        with Repo() as repo:
+    entries, seconds, ran, made = {}, {}, [], []
+    with Repo() as repo:
+        if len(upstream) > FEW_INPUTS:
             # the stages without an entry are not this task's inputs: nothing to check out
             # (fetching still fails on an input the remote lacks)
             repo.pull(allow_missing=True)
-    elif upstream:
-        with Repo() as repo:
+        elif upstream:
             repo.pull(targets=list(upstream))
-    entries, seconds, made = {}, {}, []
-    try:
-        for address in addresses:
-            try:
-                entries[address], seconds[address], restored = _restore_or_run(address)
-            except DvcException as exc:  # before its `dvc repro`: the remote, its name
-                print(f"ERROR: {address}: {exc}", file=sys.stderr)
-                raise Failed(address, 1) from exc
-            if not restored:
-                made.append(address)
-    finally:  # a later stage's failure keeps what the earlier ones made (a download, say)
-        if made:
-            with Repo() as repo:
+        runs = _RemoteRuns(repo)
+        try:
+            for address in addresses:
+                try:
+                    entries[address], seconds[address], restored = _restore_or_run(
+                        repo, runs, address
+                    )
+                except DvcException as exc:
+                    print(f"ERROR: {address}: {_dvc_message(exc)}", file=sys.stderr)
+                    raise Failed(address, 1) from exc
+                if not restored:
+                    made.append(address)
+                    ran.append(address)
+        finally:  # a later stage's failure keeps what the earlier ones made (a download, say)
+            if made:
                 repo.push(targets=made)
                 _push_entries(repo)  # the outputs are there: now the entries
-    return {"entries": entries, "stage_seconds": seconds}
+    return {"entries": entries, "stage_seconds": seconds, "ran": ran}
+
+
+def _dvc_message(exc: BaseException) -> str:
+    """DVC's error and its causes, as its command line prints them."""
+    said = [str(exc)]
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+        said.append(str(exc))
+    return ": ".join(part for part in said if part)
 
 
 def _push_entries(repo) -> None:
@@ -101,51 +114,57 @@ def _push_entries(repo) -> None:
         repo.stage_cache.push(None)
 
 
-def _restore_or_run(address: str) -> tuple[dict, float, bool]:
-    """The stage's entry, its `dvc repro` seconds and whether the remote already had both
-    its entry and its outputs (an earlier sweep or a teammate did it)."""
-    from dvc.cli import main as dvc
-    from dvc.repo import Repo
-
-    with Repo() as repo:
-        (stage,) = repo.stage.collect(address)
-        known = _remote_entry(repo, stage)
-        if known:
-            write_lock_entries({address: known})
-            repo.fetch(targets=[address])
+def _restore_or_run(repo, runs: _RemoteRuns, address: str) -> tuple[dict, float, bool]:
+    """The stage's entry, the seconds its restore or run took and whether the remote
+    already had both its entry and its outputs (an earlier sweep or a teammate did it)."""
+    (stage,) = repo.stage.collect(address)
+    known = runs.entry(stage)
     started = time.monotonic()
-    # DVC's own command line prints what `dvc repro` prints: the stage's output, its
-    # "Running stage" line and its errors, which the task reads
-    code = dvc(["repro", "--single-item", address])
-    seconds = time.monotonic() - started
-    if code != 0:
-        raise Failed(address, code)
+    if known and all(out.use_cache for out in stage.outs):
+        # its outputs are in the remote, under the hashes of an entry made from exactly
+        # these deps: what `dvc repro` would restore them from; no need to ask it
+        write_lock_entries({address: known})
+        repo.pull(targets=[address])
+        return lock_entry(address), time.monotonic() - started, True
+    if known:  # an output DVC does not cache: `dvc repro` decides
+        write_lock_entries({address: known})
+        repo.fetch(targets=[address])
+    repo.reproduce(address, single_item=True)
     entry = lock_entry(address)
     # restored, or run again with the same outputs: the remote has them and the entry
-    return entry, seconds, known is not None and entry["outs"] == known["outs"]
+    return entry, time.monotonic() - started, known is not None and entry["outs"] == known["outs"]
 
 
-def _remote_entry(repo, stage) -> dict | None:
-    """The newest entry of the stage's run-cache key in the default remote, or None."""
-    from dvc.schema import COMPILED_LOCK_FILE_STAGE_SCHEMA
-    from dvc.stage.cache import _can_hash, _get_stage_hash
-    from dvc.utils.serialize import parse_yaml
+class _RemoteRuns:
+    """The default remote's run-cache, read one stage's key at a time (DVC's own pull of it
+    reads every entry the team ever pushed); its file system made once per task."""
 
-    stage.save_deps()
-    if not _can_hash(stage):  # a stage DVC never run-caches (validate's output persists)
-        return None
-    key = _get_stage_hash(stage)
-    odb = repo.cloud.get_remote_odb(None, "fetch --run-cache", hash_name="md5-dos2unix")
-    folder = odb.fs.join(odb.path, "runs", key[:2], key)
-    try:
-        found = odb.fs.ls(folder, detail=True)
-    except FileNotFoundError:
-        return None
-    if not found:
-        return None
-    newest = max(found, key=lambda info: (_modified(info), info["name"]))
-    text = odb.fs.cat_file(newest["name"]).decode()
-    return COMPILED_LOCK_FILE_STAGE_SCHEMA(parse_yaml(text, newest["name"]))
+    def __init__(self, repo) -> None:
+        self._repo, self._odb = repo, None
+
+    def entry(self, stage) -> dict | None:
+        """The newest entry of the stage's run-cache key, or None."""
+        from dvc.schema import COMPILED_LOCK_FILE_STAGE_SCHEMA
+        from dvc.stage.cache import _can_hash, _get_stage_hash
+        from dvc.utils.serialize import parse_yaml
+
+        stage.save_deps()
+        if not _can_hash(stage):  # a stage DVC never run-caches (validate's output persists)
+            return None
+        key = _get_stage_hash(stage)
+        if self._odb is None:  # here, where a missing remote fails the stage that asked
+            cloud = self._repo.cloud
+            self._odb = cloud.get_remote_odb(None, "fetch --run-cache", hash_name="md5-dos2unix")
+        fs = self._odb.fs
+        try:
+            found = fs.ls(fs.join(self._odb.path, "runs", key[:2], key), detail=True)
+        except FileNotFoundError:
+            return None
+        if not found:
+            return None
+        newest = max(found, key=lambda info: (_modified(info), info["name"]))
+        text = fs.cat_file(newest["name"]).decode()
+        return COMPILED_LOCK_FILE_STAGE_SCHEMA(parse_yaml(text, newest["name"]))
 
 
 def _modified(info: dict) -> float:
