@@ -6,14 +6,21 @@ commit's."""
 
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
+import signal
 import subprocess
+import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
 from keras_exercises.comparison import Revision
+from keras_exercises.runtime import warm_status
 from keras_exercises.sweep.arrivals import Arrivals
 from keras_exercises.sweep.clone import SCRATCH_ENV
 from keras_exercises.sweep.grid import GridPoint
@@ -34,7 +41,21 @@ pytestmark = pytest.mark.slow  # clones running DVC: 15 s
 
 
 @pytest.fixture
-def origin(tmp_path: Path, monkeypatch) -> tuple[Path, str]:
+def warm_servers(monkeypatch) -> Iterator[Path]:
+    """The tasks' warm interpreters in a folder of this test's (short enough for a socket's
+    path), ended afterwards."""
+    runtime = Path(tempfile.mkdtemp(prefix="warm-", dir="/tmp"))
+    monkeypatch.setenv("TMPDIR", str(runtime))
+    monkeypatch.setattr(tempfile, "tempdir", str(runtime))  # as this process finds it too
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    yield runtime
+    for server in warm_status.running():
+        os.kill(server.pid, signal.SIGKILL)
+    shutil.rmtree(runtime, ignore_errors=True)
+
+
+@pytest.fixture
+def origin(tmp_path: Path, monkeypatch, warm_servers) -> tuple[Path, str]:
     monkeypatch.setenv(SCRATCH_ENV, str(tmp_path / "scratch"))
     repo = tmp_path / "origin"
     return repo, two_stage_repo(repo, tmp_path / "remote")
@@ -82,6 +103,9 @@ def test_small_stages_run_in_one_task_and_a_failure_names_its_stage(origin, tmp_
     first, second = run_on_node(both, NODE_A)
     assert (first.key, first.address, second.key, second.address) == ("k1", "first", "k2", "second")
     assert first.ran and second.ran and first.task == second.task == "k1"
+    # in a warm interpreter that has DVC's imports; the stages DVC started were not in it
+    assert [server.kind for server in warm_status.running()] == ["dvc"]
+    assert second.entry["outs"][0]["md5"] == hashlib.md5(b"second").hexdigest()
     assert entries(tmp_path / "remote") == sorted([first.entry["cmd"], second.entry["cmd"]])
 
     broken = StageJob(

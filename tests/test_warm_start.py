@@ -34,6 +34,10 @@ print(json.dumps({"cwd": os.getcwd(), "argv": sys.argv[1:], "pid": os.getpid(),
                   "import_env": getattr(sys.modules.get("env_probe"), "SEEN", None)}),
       flush=True)
 print("to stderr", file=sys.stderr)
+if os.environ.get("KERAS_EXERCISES_FAKE_CHILD"):  # as a stage runner's `dvc repro` starts one
+    import subprocess
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    print(json.dumps({"child": child.pid}), flush=True)
 if os.environ.get("KERAS_EXERCISES_FAKE_SLEEP"):
     open("started", "w").close()
     time.sleep(float(os.environ["KERAS_EXERCISES_FAKE_SLEEP"]))
@@ -196,15 +200,27 @@ def test_a_signal_to_the_client_reaches_the_stage(stage_dir):
     assert not alive
 
 
-def test_a_client_killed_outright_takes_its_stage_with_it(stage_dir):
-    client = start_client(stage_dir, {"KERAS_EXERCISES_FAKE_SLEEP": "60"})
+def test_a_client_killed_outright_takes_its_stage_and_what_it_started_with_it(stage_dir):
+    client = start_client(
+        stage_dir, {"KERAS_EXERCISES_FAKE_SLEEP": "60", "KERAS_EXERCISES_FAKE_CHILD": "1"}
+    )
     wait_for(stage_dir / "started")
     stage = psutil.Process(json.loads(client.stdout.readline())["pid"])
+    child = psutil.Process(json.loads(client.stdout.readline())["child"])
     client.kill()
     client.wait()
 
-    gone, _ = psutil.wait_procs([stage], timeout=10)  # it may be gone already
-    assert gone
+    _, alive = psutil.wait_procs([stage, child], timeout=10)  # they may be gone already
+    assert alive == []
+
+
+def test_a_preload_not_installed_is_skipped_where_it_is_optional(stage_dir):
+    """An optional extra's library ("name?"), not installed, leaves the server as it is; a
+    library a server needs, not installed, leaves the stage to run in its own process."""
+    optional = run_client(stage_dir, {"PRELOAD": "no_such_library_here?"})
+    assert optional.returncode == 0, optional.stderr  # run by a server (99: by none)
+    needed = run_client(stage_dir, {"PRELOAD": "no_such_library_here"})
+    assert needed.returncode == 99 and "note: no warm start" in needed.stdout
 
 
 def test_an_idle_server_exits_and_takes_its_socket_away(stage_dir):
@@ -532,7 +548,7 @@ def test_every_variable_the_preloads_read_at_import_makes_a_server_of_its_own(tm
         from keras_exercises.runtime.warm_start import PRELOADS
         for entry in {p for kind in PRELOADS.values() for p in kind}:
             module, _, function = entry.partition(":")
-            imported = importlib.import_module(module)
+            imported = importlib.import_module(module.removesuffix("?"))  # all installed here
             if function:
                 getattr(imported, function)()
         print(json.dumps(sorted(k for k in read if isinstance(k, str))))

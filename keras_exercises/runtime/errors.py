@@ -38,7 +38,9 @@ def run_stage(main: Callable[[list[str]], None], warm: str | None = None) -> Non
     try:
         # inside: Ctrl-C while it waits for a warm interpreter to start is a stop like any other
         if warm:
-            _run_warm(warm)
+            from keras_exercises.runtime import warm_start
+
+            warm_start.hand_off_main(warm)
         # TensorFlow's C++ log without the lines of a healthy CPU run (runtime/native_log.py)
         with known_lines_filtered() if warm == "tensorflow" else nullcontext():
             main(sys.argv[1:])
@@ -63,22 +65,6 @@ def run_stage(main: Callable[[list[str]], None], warm: str | None = None) -> Non
         # MLflow made: 0.8 s per stage here, for memory the exiting process frees anyway.
         # Frozen objects are skipped; atexit handlers and file closing still run.
         gc.freeze()
-
-
-def _run_warm(kind: str) -> None:
-    """Hand the stage to a warm interpreter and exit as it does; return where none takes
-    it (switched off, not Linux, or run as a file rather than with `python -m`)."""
-    from keras_exercises.runtime import warm_start
-
-    spec = getattr(sys.modules["__main__"], "__spec__", None)
-    if spec is None or not warm_start.enabled():
-        return
-    code = warm_start.hand_off(spec.name, warm_start.PRELOADS[kind])
-    if code is not None:
-        # the stage ran and ended elsewhere: nothing is left to do or clean up here
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
 
 
 def restore_hint() -> str:

@@ -257,9 +257,16 @@ def _kind(preload: list[str]) -> str:
 def _import(preload: list[str]) -> None:
     for entry in preload:
         # "module:function" also calls function(): work a library defers to its first use
-        # and then keeps for the process, done once here instead of in every stage
+        # and then keeps for the process, done once here instead of in every stage;
+        # "module?": imported where it is installed (an optional extra's)
         module, _, function = entry.partition(":")
-        imported = importlib.import_module(module)
+        name = module.removesuffix("?")
+        try:
+            imported = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if module.endswith("?") and exc.name == name:
+                continue
+            raise
         if function:
             getattr(imported, function)()
 
@@ -322,6 +329,9 @@ def _become_stage(conn: socket.socket) -> None:
             send_message(conn, {"error": f"{type(exc).__name__}: {exc}"})
             os._exit(1)
         _customize()
+        # a group of its own, which it takes along when it dies with its client: what it
+        # started (a stage runner's `dvc repro` and the stage under it) ends with it
+        os.setpgid(0, 0)
         send_message(conn, {"pid": os.getpid()})
         threading.Thread(target=_die_with_client, args=(conn,), daemon=True).start()
         code = _run(request["module"])
@@ -379,13 +389,14 @@ def _run(module: str) -> int:
 
 def _die_with_client(conn: socket.socket) -> None:
     """A client killed outright (SIGKILL) cannot forward the signal: its connection closing
-    is the sign. The stage dies the same way, as it would have in the client's place."""
+    is the sign. The stage and what it started die the same way, as they would have in the
+    client's place (its process group ended, as the sweep's tether ends one)."""
     try:
         while conn.recv(1):
             pass
     except OSError:
         pass
-    os.kill(os.getpid(), signal.SIGKILL)
+    os.killpg(0, signal.SIGKILL)
 
 
 if __name__ == "__main__":

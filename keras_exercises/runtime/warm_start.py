@@ -1,7 +1,8 @@
 """Warm start: a stage that trains or evaluates a model, or writes the report, hands itself
 to a warm interpreter (warm_server.py) that has imported its libraries (TensorFlow, MLflow,
 scikit-learn, matplotlib; the report's: MLflow, SciPy, DVC) once, instead of importing them
-again in every stage process (3-15 s each, by the machine and the stage). The stage runs
+again in every stage process (3-15 s each, by the machine and the stage); so does each task
+of a sweep on its node (sweep/stage_runner.py: DVC, 0.5 s). The stage runs
 in a child forked from that interpreter, with this process's working directory,
 environment, arguments and standard streams; this process forwards signals to it, waits,
 and exits with its exit code, so DVC sees one process, as before.
@@ -60,6 +61,18 @@ PRELOADS = {
         "matplotlib",
     ),
     "report": (*_MLFLOW, "scipy.stats", "matplotlib.figure", "jinja2", "dvc.api"),
+    # a sweep's stage runner (sweep/stage_runner.py): DVC and, where installed ("?"), the S3
+    # client its remote may need; about half a second of imports per task
+    "dvc": (
+        "dvc",
+        "dvc.repo",
+        "dvc.repo.reproduce",
+        "dvc.repo.pull",
+        "dvc.repo.push",
+        "dvc.stage.cache",
+        "dvc_s3?",
+        "s3fs?",
+    ),
 }
 # What a server is neither told apart by nor given: what DVC and this project set per stage,
 # and logins. Every other variable is part of the server's identity and environment, so a
@@ -88,6 +101,21 @@ def enabled() -> bool:
         and os.environ.get(SWITCH, "1") != "0"
         and not os.environ.get(INSIDE)
     )
+
+
+def hand_off_main(kind: str) -> None:
+    """Hand the running `python -m` module to a warm interpreter of `kind` (PRELOADS) and
+    exit as it does; return where none takes it (switched off, not Linux, already inside
+    one, or run as a file rather than with `python -m`)."""
+    spec = getattr(sys.modules["__main__"], "__spec__", None)
+    if spec is None or not enabled():
+        return
+    code = hand_off(spec.name, PRELOADS[kind])
+    if code is not None:
+        # it ran and ended elsewhere: nothing is left to do or clean up here
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def hand_off(module: str, preload: tuple[str, ...]) -> int | None:

@@ -12,6 +12,8 @@ import yaml
 from tests.support.project_copy import ROOT, git
 
 # `first` writes something new each run, as a training stage does (its MLflow run's id);
+# `second` the same each run, unless it thinks it runs in a warm interpreter (a sweep's task
+# hands itself to one, and the stages DVC starts from there must not think so);
 # DVC run-caches only a stage with a dependency; `per_seed` has a stage per seed in params
 PIPELINE = """\
 stages:
@@ -20,7 +22,8 @@ stages:
     deps: [input.txt]
     outs: [first.txt]
   second:
-    cmd: python -c "import pathlib; pathlib.Path('second.txt').write_text('second')"
+    cmd: python -c "import os, pathlib; pathlib.Path('second.txt').write_text('second' +
+      os.environ.get('KERAS_EXERCISES_WARM_CHILD', ''))"
     deps: [input.txt]
     outs: [second.txt]
   per_seed:
