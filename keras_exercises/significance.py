@@ -7,9 +7,16 @@ resamples at once would take 2 GB.
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 BATCH = 500
+
+
+def _stats():
+    """scipy.stats, imported on first use: it took 0.7 CPU s at the start of every
+    `keras-exercises` command (the CLI imports this module), most of which test nothing."""
+    from scipy import stats
+
+    return stats
 
 
 def wilson_interval(accuracy: float, n: int, confidence: float) -> tuple[float, float]:
@@ -19,7 +26,7 @@ def wilson_interval(accuracy: float, n: int, confidence: float) -> tuple[float, 
     accuracy over several seeds is not one, and its test-sample noise is still that of n
     images, as every seed is scored on the same ones.
     """
-    z = stats.norm.ppf(0.5 + confidence / 2)
+    z = _stats().norm.ppf(0.5 + confidence / 2)
     centre = (accuracy + z * z / (2 * n)) / (1 + z * z / n)
     half = z / (1 + z * z / n) * np.sqrt(accuracy * (1 - accuracy) / n + z * z / (4 * n * n))
     return float(max(0.0, centre - half)), float(min(1.0, centre + half))
@@ -29,7 +36,7 @@ def bootstrap_mean_interval(
     values: np.ndarray, confidence: float, resamples: int, seed: int
 ) -> tuple[float, float]:
     """BCa bootstrap interval of the mean of per-sample values, resampling the samples."""
-    result = stats.bootstrap(
+    result = _stats().bootstrap(
         (np.asarray(values, dtype=np.float64),),
         np.mean,
         n_resamples=resamples,
@@ -47,7 +54,7 @@ def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> float:
     only_b = int(np.sum(~correct_a & correct_b))
     if only_a + only_b == 0:
         return 1.0
-    return float(stats.binomtest(only_a, only_a + only_b, 0.5).pvalue)
+    return float(_stats().binomtest(only_a, only_a + only_b, 0.5).pvalue)
 
 
 def paired_bootstrap(
