@@ -3,6 +3,7 @@ fix; and how it reads a grid (DVC's own sweep syntax) and plans it (shared stage
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
@@ -196,6 +197,11 @@ def test_a_ray_client_server_that_dies_as_it_starts_is_tried_again(monkeypatch, 
     assert attempts == ["ray://127.0.0.1:10001"] * min(failures + 1, 4)
 
 
+def listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
 @pytest.mark.slow  # a head from `ray start`, and Ray's 20 s of retries on a refused token
 def test_a_head_started_as_the_docs_say_takes_the_sweep_with_its_token(tmp_path, monkeypatch):
     """docs/cluster.md's recipe with the pinned Ray: the head has a token (`ray
@@ -226,6 +232,9 @@ def test_a_head_started_as_the_docs_say_takes_the_sweep_with_its_token(tmp_path,
     monkeypatch.delenv(joining.AUTH_MODE_ENV, raising=False)
     try:
         deadline = time.monotonic() + 120
+        while not listening(port):  # before `ray status`, 1.7 CPU s an attempt
+            assert head.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
         status = ["ray", "status", f"--address=127.0.0.1:{port}"]
         asking = {**env, joining.AUTH_MODE_ENV: "token"}  # `ray status` wants it said too
         while subprocess.run(status, env=asking, capture_output=True).returncode != 0:

@@ -4,6 +4,7 @@ S3 server, both on 127.0.0.1."""
 
 from __future__ import annotations
 
+import functools
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -55,15 +56,19 @@ def put_online(project: Path, origin_url: str, s3: S3Endpoint) -> None:
 
 
 def run_cache_entries(s3: S3Endpoint) -> list[dict]:
-    """Every run-cache entry in the bucket's DVC remote."""
-    import boto3
-
-    client = boto3.client(
-        "s3", endpoint_url=s3.url, region_name="us-east-1", **_lower(S3_CREDENTIALS)
-    )
+    """Every run-cache entry in the bucket's DVC remote (asked every second while a test
+    waits for one: one client per endpoint, and libyaml)."""
+    client = _client(s3.url)
     listed = client.list_objects_v2(Bucket=BUCKET, Prefix="dvc/runs/").get("Contents", [])
     bodies = [client.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read() for o in listed]
-    return [yaml.safe_load(body) for body in bodies]
+    return [yaml.load(body, Loader=yaml.CSafeLoader) for body in bodies]
+
+
+@functools.cache
+def _client(url: str):
+    import boto3
+
+    return boto3.client("s3", endpoint_url=url, region_name="us-east-1", **_lower(S3_CREDENTIALS))
 
 
 def _lower(credentials: dict[str, str]) -> dict[str, str]:
