@@ -61,8 +61,8 @@ PRELOADS = {
         "matplotlib",
     ),
     "report": (*_MLFLOW, "scipy.stats", "matplotlib.figure", "jinja2", "dvc.api"),
-    # a sweep's stage runner (sweep/stage_runner.py): DVC and, where installed ("?"), the S3
-    # client its remote may need; about half a second of imports per task
+    # a sweep's tasks (sweep/stage_runner.py, homecoming.py): DVC and, where installed ("?"),
+    # the S3 client its remote may need; about half a second of imports per task
     "dvc": (
         "dvc",
         "dvc.repo",
@@ -70,6 +70,8 @@ PRELOADS = {
         "dvc.repo.pull",
         "dvc.repo.push",
         "dvc.stage.cache",
+        "dvc.utils.hydra",
+        "dvc.repo.experiments.refs",
         "dvc_s3?",
         "s3fs?",
     ),
