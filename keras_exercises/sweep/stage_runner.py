@@ -80,15 +80,16 @@ def run(addresses: list[str], upstream: dict[str, dict]) -> dict:
         try:
             for address in addresses:
                 try:
-                    entries[address], seconds[address], restored = _restore_or_run(
+                    entries[address], seconds[address], did_run, restored = _restore_or_run(
                         repo, runs, address
                     )
                 except DvcException as exc:
                     print(f"ERROR: {address}: {_dvc_message(exc)}", file=sys.stderr)
                     raise Failed(address, 1) from exc
+                if did_run:
+                    ran.append(address)
                 if not restored:
                     made.append(address)
-                    ran.append(address)
         finally:  # a later stage's failure keeps what the earlier ones made (a download, say)
             if made:
                 repo.push(targets=made)
@@ -115,9 +116,10 @@ def _push_entries(repo) -> None:
         repo.stage_cache.push(None)
 
 
-def _restore_or_run(repo, runs: _RemoteRuns, address: str) -> tuple[dict, float, bool]:
-    """The stage's entry, the seconds its restore or run took and whether the remote
-    already had both its entry and its outputs (an earlier sweep or a teammate did it)."""
+def _restore_or_run(repo, runs: _RemoteRuns, address: str) -> tuple[dict, float, bool, bool]:
+    """The stage's entry, the seconds its restore or run took, whether it ran, and whether
+    the remote already had both its entry and its outputs (an earlier sweep or a teammate
+    made them)."""
     (stage,) = repo.stage.collect(address)
     known = runs.entry(stage)
     started = time.monotonic()
@@ -126,14 +128,14 @@ def _restore_or_run(repo, runs: _RemoteRuns, address: str) -> tuple[dict, float,
         # these deps: what `dvc repro` would restore them from; no need to ask it
         write_lock_entries({address: known})
         repo.pull(targets=[address])
-        return lock_entry(address), time.monotonic() - started, True
+        return lock_entry(address), time.monotonic() - started, False, True
     if known:  # an output DVC does not cache: `dvc repro` decides
         write_lock_entries({address: known})
         repo.fetch(targets=[address])
-    repo.reproduce(address, single_item=True)
-    entry = lock_entry(address)
+    did_run = bool(repo.reproduce(address, single_item=True))  # the stages it reproduced
+    entry, seconds = lock_entry(address), time.monotonic() - started
     # restored, or run again with the same outputs: the remote has them and the entry
-    return entry, time.monotonic() - started, known is not None and entry["outs"] == known["outs"]
+    return entry, seconds, did_run, known is not None and entry["outs"] == known["outs"]
 
 
 class _RemoteRuns:
