@@ -12,10 +12,10 @@ after another. Then one point of five seeds, `sweep -S 'seeds=[42,43,44,45,46]'`
 by `git daemon`, the DVC remote on moto's S3). Without --mirror, on the tests' tiny
 synthetic data (start-up and overhead dominate); with it, on the real slices.
 
-Also: each task's overhead (the task less its `dvc repro`), all tasks together against the
-same stages one after another, the time from the last stage's end to the sweep's end
-against one point's homecoming plus the pull, and, as a model, grid points per hour
-against nodes. Writes benchmarks/results/sweep.json and sweep.md.
+Also: each task's overhead (the task less running or restoring its stages), all tasks
+together against the same stages one after another, the time from the last stage's end to
+the sweep's end against one point's homecoming plus the pull, and, as a model, grid points
+per hour against nodes. Writes benchmarks/results/sweep.json and sweep.md.
 """
 
 from __future__ import annotations
@@ -179,8 +179,8 @@ def tasks_of(stages: list[dict]) -> list[list[dict]]:
 
 
 def task_costs(sweep: dict, sequence_s: float) -> dict:
-    """What the tasks cost beyond their stages: a task's overhead is its time less its
-    stages' `dvc repro` (each stage's outcome carries an equal share of it)."""
+    """What the tasks cost beyond their stages: a task's overhead is its time less running
+    or restoring its stages (each stage's outcome carries an equal share of it)."""
     stages, tasks = sweep["stages"], tasks_of(sweep["stages"])
     total = sum(s["seconds"] for s in stages)
     return {

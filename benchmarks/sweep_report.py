@@ -33,9 +33,11 @@ def markdown(r: dict) -> str:
         f"{r['task_seconds_total']:.0f} s, against {s['sequence']:.0f} s for the same "
         f"stages one after another: **{r['tasks_against_sequence']:.2f}×** (two tasks "
         "share this machine's two cores, which slows each). Per task, the median overhead "
-        "beyond its `dvc repro` (clone, inputs pulled, outputs and entries pushed, Python and "
-        f"DVC started) was **{r['task_overhead_median_s']:.1f} s**, against a median "
-        f"{r['task_repro_median_s']:.1f} s in `dvc repro --single-item`.",
+        "beyond running or restoring its stages (clone, inputs pulled, outputs and entries "
+        "pushed, its process started and handed to the node's warm DVC interpreter) was "
+        f"**{r['task_overhead_median_s']:.1f} s**, against a median "
+        f"{r['task_repro_median_s']:.1f} s running or restoring them (DVC's `repro "
+        "--single-item`, or a pull by the hashes of the remote's run-cache entry).",
         "",
         f"From the last stage's end to the sweep's end: **{r['after_last_stage_s']:.1f} s**, "
         f"against {home_and_pull:.1f} s for the slowest point's homecoming task "
