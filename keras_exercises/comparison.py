@@ -36,14 +36,14 @@ class Revision:
         self._fs = None
         self._read: dict[str, str | None] = {}  # each file is read once
         self._yaml: dict[str, dict] = {}
+        if opened is None and rev is None:
+            return  # the workspace: plain files
+        from dvc.api import DVCFileSystem
+        from dvc.exceptions import DvcException
+
         if opened is not None:
-            from dvc.api import DVCFileSystem
-
             self._fs = DVCFileSystem(repo=opened)
-        elif rev is not None:
-            from dvc.api import DVCFileSystem
-            from dvc.exceptions import DvcException
-
+        else:
             try:
                 self._fs = DVCFileSystem(str(repo), rev=rev)
                 self._fs.repo  # noqa: B018 (opens the revision: an unknown one fails here)

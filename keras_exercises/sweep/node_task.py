@@ -60,8 +60,8 @@ class StageOutcome:
     node: str  # Ray's node id
     host: str
     ran: bool  # False: restored from DVC's run-cache
-    # the task's share: restoring or running it, and an equal part of what its task spent around its
-    # stages (cloning, moving inputs and outputs), which is the overhead
+    # the task's share: restoring or running it, and an equal part of what its task spent
+    # around its stages (cloning, moving inputs and outputs), which is the overhead
     seconds: float
     overhead_seconds: float
     started_at: float  # the task's start and end, seconds since the epoch

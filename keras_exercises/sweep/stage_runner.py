@@ -54,9 +54,9 @@ def lock_entry(address: str, lock_file: Path = Path(LOCK_FILE)) -> dict:
 class Failed(Exception):
     """One of the task's stages could not be restored or run."""
 
-    def __init__(self, address: str, code: int) -> None:
+    def __init__(self, address: str) -> None:
         super().__init__(address)
-        self.address, self.code = address, code
+        self.address = address
 
 
 def run(addresses: list[str], upstream: dict[str, dict]) -> dict:
@@ -85,7 +85,7 @@ def run(addresses: list[str], upstream: dict[str, dict]) -> dict:
                     )
                 except DvcException as exc:
                     print(f"ERROR: {address}: {_dvc_message(exc)}", file=sys.stderr)
-                    raise Failed(address, 1) from exc
+                    raise Failed(address) from exc
                 if did_run:
                     ran.append(address)
                 if not restored:
@@ -123,15 +123,14 @@ def _restore_or_run(repo, runs: _RemoteRuns, address: str) -> tuple[dict, float,
     (stage,) = repo.stage.collect(address)
     known = runs.entry(stage)
     started = time.monotonic()
-    if known and all(out.use_cache for out in stage.outs):
-        # its outputs are in the remote, under the hashes of an entry made from exactly
-        # these deps: what `dvc repro` would restore them from; no need to ask it
+    if known:
         write_lock_entries({address: known})
-        repo.pull(targets=[address])
-        return lock_entry(address), time.monotonic() - started, False, True
-    if known:  # an output DVC does not cache: `dvc repro` decides
-        write_lock_entries({address: known})
-        repo.fetch(targets=[address])
+        if all(out.use_cache for out in stage.outs):
+            # its outputs are in the remote, under the hashes of an entry made from exactly
+            # these deps: what `dvc repro` would restore them from; no need to ask it
+            repo.pull(targets=[address])
+            return lock_entry(address), time.monotonic() - started, False, True
+        repo.fetch(targets=[address])  # an output DVC does not cache: `dvc repro` decides
     did_run = bool(repo.reproduce(address, single_item=True))  # the stages it reproduced
     entry, seconds = lock_entry(address), time.monotonic() - started
     # restored, or run again with the same outputs: the remote has them and the entry
@@ -181,7 +180,7 @@ def main(job_file: Path, result_file: Path) -> int:
         result = run(job["stages"], job["upstream"])
     except Failed as failed:
         result_file.write_text(json.dumps({"failed": failed.address}))
-        return failed.code
+        return 1
     result_file.write_text(json.dumps(result))
     return 0
 
