@@ -427,12 +427,13 @@ def test_a_cluster_of_several_nodes_refuses_what_only_this_machine_reaches(
     assert not (pushed_project / "mlruns" / "mlflow.db").exists(), "a store was made"
 
 
-def test_a_stage_no_node_can_run_is_refused_and_a_long_wait_is_named(
+def test_a_stage_no_node_can_run_is_refused_and_long_waits_are_named(
     gpu_cluster, capsys, monkeypatch
 ):
     """Scheduling alone, on nodes of two CPUs: a stage asking for four is refused before
     anything runs (a warning where the cluster autoscales); a stage that waits over the
-    limit for a busy node is named on the progress line, with why."""
+    limit for a busy node is named on the progress line, with why; so is a stage whose
+    command, on its node, says it waits for the MLflow server."""
     import ray
 
     from keras_exercises.runtime.errors import PipelineError
@@ -454,9 +455,17 @@ def test_a_stage_no_node_can_run_is_refused_and_a_long_wait_is_named(
         assert warning.startswith("warning: stage train@ex1-42 asks for 4 CPUs"), warning
 
         def slow(keys: tuple[str, ...]) -> tuple[StageOutcome, ...]:  # shipped by value
-            import time
+            import sys
+            from pathlib import Path
 
-            time.sleep(10)  # long enough for the board, an actor Ray starts now, to answer
+            from keras_exercises.sweep.node_task import run_command
+
+            # as a training stage prints it on its node (tracking/outages.py), to stderr;
+            # 10 s: long enough for the board, an actor Ray starts now, to answer
+            said = "The MLflow tracking server at http://127.0.0.1:9 does not answer (no "
+            said += "connection): waiting up to 120 s for it (KERAS_EXERCISES_TRACKING_WAIT)."
+            stage = f"import sys, time; print({said!r}, file=sys.stderr); time.sleep(10)"
+            run_command([sys.executable, "-c", stage], Path.cwd())
             return tuple(StageOutcome(k, k, "node", "host", True, 0, 0, 0, 0) for k in keys)
 
         # two TensorFlow stages, one node with a GPU: the second waits for the first
@@ -469,5 +478,10 @@ def test_a_stage_no_node_can_run_is_refused_and_a_long_wait_is_named(
     assert re.search(
         r"train@ex\d-42 waited \d+ s for 2 CPUs and 1 GPU: every node that fits it "
         r"is busy with other tasks",
+        progress,
+    ), progress
+    assert re.search(
+        r"train@ex\d-42: the MLflow tracking server at http://127.0.0.1:9 does not answer "
+        r"\(no connection\), waited \d+ s so far",
         progress,
     ), progress

@@ -13,13 +13,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from keras_exercises.sweep.clone import CloneFailed, cloned, node_scratch
 from keras_exercises.sweep.grid import PARAMS_FILE, GridPoint, apply
+from keras_exercises.tracking.outages import SAID_OF_THE_SERVER
 
 # what the stages tag their MLflow runs with (tracking/training_run.py)
 SWEEP_ENV = "KERAS_EXERCISES_SWEEP"
@@ -215,18 +216,42 @@ def _run_in_clone(work: Path, module: str, task: dict, env: dict[str, str]) -> d
     task_file.write_text(json.dumps(task))
     command = [sys.executable, "-m", f"keras_exercises.sweep.{module}", str(task_file)]
     try:
-        _run([*_TETHER, *command, str(result)], work, env)
+        run_command([*_TETHER, *command, str(result)], work, env)
     except StageFailed as failed:
         said = json.loads(result.read_text()) if result.exists() else {}
         raise StageFailed(str(failed), said.get("failed", "")) from None
     return json.loads(result.read_text()) if result.exists() else {}
 
 
-def _run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
-    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        printed = done.stdout + done.stderr
-        raise StageFailed(_own_message(printed) or f"`{' '.join(command[-3:])}` failed")
+# hears, while a task's command runs, each line it prints of the MLflow server (that it
+# waits for it, that it is back): the task's driver shows it (heard_by)
+_listener: Callable[[str], None] | None = None
+
+
+@contextmanager
+def heard_by(listener: Callable[[str], None]) -> Iterator[None]:
+    """Within it, `listener` hears each line the task's commands print of the MLflow
+    server, as they print it."""
+    global _listener
+    _listener = listener
+    try:
+        yield
+    finally:
+        _listener = None
+
+
+def run_command(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
+    """A task's command; its failure a StageFailed with the command's own message."""
+    process = subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    printed = []
+    for line in process.stdout:
+        printed.append(line)
+        if _listener is not None and line.startswith(SAID_OF_THE_SERVER):
+            _listener(line.strip())
+    if process.wait() != 0:
+        raise StageFailed(_own_message("".join(printed)) or f"`{' '.join(command[-3:])}` failed")
 
 
 def _own_message(printed: str) -> str:

@@ -1,10 +1,12 @@
 """What each stage asks Ray for, whether any node of the cluster can give it (checked before
 anything runs), and, while the sweep runs, which tasks have waited long for it and why:
 Ray itself says "infeasible" only in its own session logs, and a task that no node fits
-waits forever."""
+waits forever. A stage that waits for the MLflow server says so on its node, far from the
+user's terminal: that is repeated too."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from keras_exercises.runtime.errors import PipelineError
@@ -60,19 +62,24 @@ def check_feasible(plan: Plan, nodes: list[dict], has_gpus: bool, autoscales: bo
 
 
 def board():
-    """A small Ray actor the tasks tell when they start, on the driver's node."""
+    """A small Ray actor on the driver's node that the tasks tell when they start, and what
+    their stages say about waiting while they run."""
     import ray
 
     @ray.remote(num_cpus=0, max_restarts=-1)
     class Board:
         def __init__(self) -> None:
             self.started: set[str] = set()
+            self.said: dict[str, tuple[str, float]] = {}  # task key -> its line, and when
 
         def start(self, *keys: str) -> None:
             self.started.update(keys)
 
-        def snapshot(self) -> set[str]:
-            return self.started
+        def say(self, key: str, line: str) -> None:
+            self.said[key] = (line, time.time())
+
+        def snapshot(self) -> tuple[set[str], dict[str, tuple[str, float]]]:
+            return self.started, self.said
 
     here = ray.get_runtime_context().get_node_id()
     strategy = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(here, soft=True)
@@ -80,7 +87,8 @@ def board():
 
 
 class WaitWatch:
-    """Which stage tasks have had every input for over a minute and not started, and why."""
+    """Which stage tasks have had every input for over a minute and not started, and why;
+    and which wait for the MLflow server, as their stages said."""
 
     def __init__(self, plan: Plan, has_gpus: bool) -> None:
         self.plan, self.has_gpus = plan, has_gpus
@@ -89,6 +97,10 @@ class WaitWatch:
             key: time.monotonic() for key, stage in plan.stages.items() if not stage.upstream
         }
         self.ended: set[str] = set()
+        self.started: set[str] = set()
+        self.said: dict[str, tuple[str, float]] = {}
+        self.asked = None  # the board's answer to come, never waited for
+        self.heard = False  # until the board answers, no task is known to have started
 
     def done(self, key: str) -> None:
         self.ended.add(key)
@@ -97,22 +109,53 @@ class WaitWatch:
                 self.ready_since[other] = time.monotonic()
 
     def waiting(self) -> str:
-        """The progress line's note: the stages that have waited over a minute, and why."""
+        """The progress line's note: a stage that waits for the MLflow server, and the
+        stages that have waited over a minute for resources, and why."""
+        self._hear_board()
+        return "; ".join(filter(None, [self._server_away(), self._resources_busy()]))
+
+    def _hear_board(self) -> None:
+        """The board's last answer, if it came (at most one call of the driver's loop old),
+        and the next question; the loop never waits for an actor."""
         import ray
 
+        if self.asked is not None:
+            ready, _ = ray.wait([self.asked], timeout=0)
+            if not ready:
+                return
+            with contextlib.suppress(ray.exceptions.RayError):
+                self.started, self.said = ray.get(ready[0])
+                self.heard = True
+        self.asked = self.board.snapshot.remote()
+
+    def _server_away(self) -> str:
+        away = [
+            (at, key, line)
+            for key, (line, at) in self.said.items()
+            if key not in self.ended and " does not answer (" in line
+        ]
+        if not away:
+            return ""
+        at, key, line = min(away)
+        # "the MLflow tracking server at URL does not answer (why)", without the wait's limit
+        said = line.split("): ", 1)[0] + ")"
+        others = f" and {len(away) - 1} more" if len(away) > 1 else ""
+        waited = f"waited {time.time() - at:.0f} s so far"
+        return f"{self.plan.stages[key].address}{others}: {said[0].lower()}{said[1:]}, {waited}"
+
+    def _resources_busy(self) -> str:
+        import ray
+
+        if not self.heard:
+            return ""
         now = time.monotonic()
         long = [
             key
             for key, since in self.ready_since.items()
-            if key not in self.ended and now - since > WAIT_BEFORE_SAYING_S
+            if key not in self.ended
+            and key not in self.started
+            and now - since > WAIT_BEFORE_SAYING_S
         ]
-        if not long:
-            return ""
-        try:
-            started = ray.get(self.board.snapshot.remote(), timeout=5)
-        except ray.exceptions.RayError:
-            return ""
-        long = [key for key in long if key not in started]
         if not long:
             return ""
         stage = self.plan.stages[long[0]]

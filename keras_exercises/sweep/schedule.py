@@ -13,6 +13,7 @@ from keras_exercises.sweep.node_task import (
     StageJob,
     StageOutcome,
     finish_point,
+    heard_by,
     run_stage,
 )
 from keras_exercises.sweep.plan import Plan
@@ -103,9 +104,11 @@ def run_plan(
 
 def _reported(task: Callable[..., tuple], board, keys: tuple[str, ...], job, *needed):
     """`task`, once it has told the board it started (the driver tells waiting from
-    running); one outcome alone as itself, for Ray's `num_returns=1`."""
+    running), telling it what its stages say of the MLflow server as they say it; one
+    outcome alone as itself, for Ray's `num_returns=1`."""
     board.start.remote(*keys)
-    outcomes = task(job, *needed)
+    with heard_by(lambda line: board.say.remote(keys[0], line)):
+        outcomes = task(job, *needed)
     return outcomes if len(keys) > 1 else outcomes[0]
 
 

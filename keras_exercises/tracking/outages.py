@@ -23,6 +23,9 @@ DEFAULT_WAIT = 120
 # apart; MLflow allows at most 10 retries, which wait 486 s in all
 _BACKOFF_FACTOR, _BACKOFF_MAX, _MAX_RETRIES = 1, 120, 10
 MAX_WAIT = sum(min(_BACKOFF_FACTOR * 2 ** (n - 1), _BACKOFF_MAX) for n in range(2, 11))
+# how what a stage says of the server starts: a sweep repeats it on its progress line
+# (sweep/resources.py), as the stage runs on a node far from the user's terminal
+SAID_OF_THE_SERVER = "The MLflow tracking server at "
 
 
 def wait_limit() -> float:
@@ -87,7 +90,7 @@ class Waiting:
         if self.since is None:
             self.since = time.monotonic()
             print(
-                f"The MLflow tracking server at {self.address} does not answer ({why}): "
+                f"{SAID_OF_THE_SERVER}{self.address} does not answer ({why}): "
                 f"waiting up to {self.seconds:.0f} s for it ({WAIT_ENV}).",
                 file=sys.stderr,
                 flush=True,
@@ -97,7 +100,7 @@ class Waiting:
         if self.since is not None:
             waited = time.monotonic() - self.since
             print(
-                f"The MLflow tracking server at {self.address} answers again, after "
+                f"{SAID_OF_THE_SERVER}{self.address} answers again, after "
                 f"{waited:.0f} s: going on.",
                 file=sys.stderr,
                 flush=True,
