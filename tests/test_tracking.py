@@ -277,6 +277,46 @@ def test_datasets_carry_the_dvc_hash_and_path(local_store, tmp_path):
     assert {i.dataset.source_type for i in inputs} == {"dvc"}
 
 
+def test_data_another_run_logs_at_the_same_moment_is_linked_not_lost(local_store, tmp_path):
+    """Two queued experiments or a sweep's stages log the same dataset at once: MLflow's
+    store finds it missing in both, and the second insert breaks the unique key. The race
+    made certain: just before this run's insert, another connection inserts the dataset."""
+    import sqlite3
+
+    import mlflow
+    import sqlalchemy
+
+    experiment_id, client = local_store
+    data = tmp_path / "ex5.npz"
+    data.write_bytes(b"images another run logs too")
+    ex = SimpleNamespace(dataset="svhn", n_train=40, n_test=20)
+    raced = []
+
+    def other_run_inserts_first(conn, cursor, statement, parameters, context, executemany):
+        if statement.startswith("INSERT INTO datasets") and not raced:
+            row = parameters[0] if executemany else parameters  # the first dataset's
+            other = sqlite3.connect(conn.engine.url.database)
+            with other:  # committed, as by another process; a record id of its own
+                other.execute(statement, ("another run's", *row[1:]))
+            other.close()
+            raced.append(row)
+
+    sqlalchemy.event.listen(
+        sqlalchemy.engine.Engine, "before_cursor_execute", other_run_inserts_first
+    )
+    try:
+        with mlflow.start_run(experiment_id=experiment_id) as run:
+            dataset_inputs.log_datasets(ex, "ex5", data)
+    finally:
+        sqlalchemy.event.remove(
+            sqlalchemy.engine.Engine, "before_cursor_execute", other_run_inserts_first
+        )
+    assert raced, "the store never inserted a dataset"
+    inputs = client.get_run(run.info.run_id).inputs.dataset_inputs
+    names = sorted(i.dataset.name for i in inputs)
+    assert names == ["svhn test, 20 images (ex5)", "svhn train, 40 images (ex5)"]
+
+
 def test_the_report_writes_answers_descriptions_and_the_answer_alias(local_store):
     experiment_id, client = local_store
     run = client.create_run(experiment_id)

@@ -55,10 +55,30 @@ def log_datasets(ex, exercise: str, data_file: Path) -> str:
 
     digest = file_digest(data_file)
     source = dvc_source(Path(data_file).as_posix())
+    datasets, contexts = [], []
     for split, n, context in (("train", ex.n_train, "training"), ("test", ex.n_test, "testing")):
         # the exercise in the name too: MLflow keeps one record per name and digest, and
         # exercises 1 and 3 prepare byte-identical files under their own paths
         name = f"{ex.dataset} {split}, {n} images ({exercise})"
-        dataset = MetaDataset(source, name=name, digest=digest)
-        mlflow.log_input(dataset, context=context)
+        datasets.append(MetaDataset(source, name=name, digest=digest))
+        contexts.append(context)
+    try:
+        mlflow.log_inputs(datasets=datasets, contexts=contexts, tags_list=[None, None])
+    except mlflow.MlflowException as exc:
+        # MLflow's SQL store looks for each dataset, then inserts those it did not find: a
+        # run logging the same data at the same moment (queued experiments, a sweep's
+        # stages) can insert it in between, and this insert then breaks the unique key.
+        # Logged again, the dataset is found and only linked to this run.
+        if not _lost_the_race_to_insert(exc):
+            raise
+        mlflow.log_inputs(datasets=datasets, contexts=contexts, tags_list=[None, None])
     return digest
+
+
+# how a broken unique key reads, in the store's error or the server's answer: SQLite and
+# PostgreSQL ("UNIQUE constraint failed", "violates unique constraint"), MySQL
+_UNIQUE_KEY_BROKEN = ("unique constraint", "duplicate entry")
+
+
+def _lost_the_race_to_insert(exc: Exception) -> bool:
+    return any(words in str(exc).lower() for words in _UNIQUE_KEY_BROKEN)
