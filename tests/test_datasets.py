@@ -1,9 +1,12 @@
+import sys
+
 import numpy as np
 import pytest
 
 from keras_exercises.data.datasets import check_arrays, prepare, save_arrays
 from keras_exercises.data.mirror import read_mirror, synthetic_dataset
 from keras_exercises.runtime.errors import PipelineError
+from tools import make_mirror
 
 
 def test_mirror_round_trip(tmp_path):
@@ -78,3 +81,25 @@ def test_prepare_refuses_more_samples_than_the_data_holds():
     raw = synthetic_dataset("cifar10", 10, 5)
     with pytest.raises(PipelineError, match="holds 10 train samples but n_train asks for 11"):
         prepare(raw, n_train=11, n_test=5, dataset="cifar10")
+
+
+@pytest.mark.parametrize(
+    "real, says",
+    [("shared/dta", "is not a directory"), ("shared", "holds none of mnist.npz, cifar10.npz")],
+)
+def test_a_mistyped_folder_of_real_data_makes_no_mirror_of_synthetic_data(
+    tmp_path, monkeypatch, capsys, real, says
+):
+    (tmp_path / "shared" / "data").mkdir(parents=True)
+    save_arrays(tmp_path / "shared" / "data" / "mnist.npz", synthetic_dataset("mnist", 8, 4))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["make_mirror", "mirror", "--real", real])
+    assert make_mirror.main() == 1
+    (error,) = capsys.readouterr().err.splitlines()
+    assert error.startswith(f"error: the folder of real data {real} "), error
+    assert says in error and "or leave --real out for synthetic data alone" in error
+    assert not (tmp_path / "mirror").exists()
+
+    monkeypatch.setattr(sys, "argv", ["make_mirror", "mirror", "--real", "shared/data"])
+    assert make_mirror.main() == 0
+    assert "mirror/mnist.npz: copied from shared/data/mnist.npz" in capsys.readouterr().out

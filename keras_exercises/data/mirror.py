@@ -75,6 +75,8 @@ def synthetic_dataset(dataset: str, n_train: int, n_test: int, seed: int = 0) ->
 
 
 def build_mirror(out: Path, real: Path | None, n_train: int, n_test: int) -> dict[str, str]:
+    if real is not None:
+        _check_real(real)
     out.mkdir(parents=True, exist_ok=True)
     made = {}
     for dataset in IMAGE_SHAPES:
@@ -86,3 +88,21 @@ def build_mirror(out: Path, real: Path | None, n_train: int, n_test: int) -> dic
             save_arrays(out / f"{dataset}.npz", synthetic_dataset(dataset, n_train, n_test))
             made[dataset] = f"synthetic, {n_train} train / {n_test} test"
     return made
+
+
+def _check_real(real: Path) -> None:
+    """A folder of real files that is not there, or holds none of them, is a mistyped path:
+    a mirror of synthetic data alone would train and answer without saying so."""
+    files = ", ".join(f"{dataset}.npz" for dataset in IMAGE_SHAPES)
+    if not real.is_dir():
+        raise PipelineError(
+            f"the folder of real data {real} is not a directory ({real.resolve()} here): "
+            f"give the folder that holds {files} (../shared/data beside the project on "
+            "the course machines), or leave --real out for synthetic data alone."
+        )
+    if not any((real / f"{dataset}.npz").is_file() for dataset in IMAGE_SHAPES):
+        raise PipelineError(
+            f"the folder of real data {real} holds none of {files}: give the folder that "
+            "holds them (../shared/data beside the project on the course machines), or "
+            "leave --real out for synthetic data alone."
+        )
