@@ -141,7 +141,7 @@ def test_a_run_missing_from_the_store_is_named_with_the_fix(local_store):
     with pytest.raises(PipelineError) as caught, store.failures_reported(doing):
         log_mc_evaluation("0" * 32, {"mc_accuracy": 0.5}, {})
     message = str(caught.value)
-    assert message.startswith(f"the MLflow tracking server at {store.tracking_uri()}")
+    assert message.startswith(f"the MLflow store at {store.tracking_uri()} has no such")
     assert f"has no such run or model while {doing}" in message and "0" * 32 in message
     assert "Retrain it with `dvc repro --force` on its train stage" in message
 

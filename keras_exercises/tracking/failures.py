@@ -64,7 +64,9 @@ def describe(uri: str, exc: BaseException, doing: str, waited: float) -> str | N
     from mlflow.exceptions import MlflowException
 
     address = without_credentials(uri)
-    server = f"the MLflow tracking server at {address}"
+    # a local store (sqlite:///mlruns/mlflow.db) is a file on this machine, not a server
+    remote = uri.startswith(("http://", "https://"))
+    server = f"the MLflow {'tracking server' if remote else 'store'} at {address}"
     if tls := caused_by(exc, (requests.exceptions.SSLError,)):
         return (
             f"cannot verify the TLS certificate of {server} while {doing} "
