@@ -1,4 +1,5 @@
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -103,3 +104,22 @@ def test_a_mistyped_folder_of_real_data_makes_no_mirror_of_synthetic_data(
     monkeypatch.setattr(sys, "argv", ["make_mirror", "mirror", "--real", "shared/data"])
     assert make_mirror.main() == 0
     assert "mirror/mnist.npz: copied from shared/data/mnist.npz" in capsys.readouterr().out
+
+
+def test_a_copy_cut_off_leaves_the_mirror_file_it_had(tmp_path, monkeypatch):
+    from keras_exercises.data import mirror
+
+    real, out = tmp_path / "real", tmp_path / "mirror"
+    save_arrays(real / "mnist.npz", synthetic_dataset("mnist", 8, 4))
+    save_arrays(out / "mnist.npz", synthetic_dataset("mnist", 4, 2))
+    before = (out / "mnist.npz").read_bytes()
+
+    def cut_off(source, target):  # as a full disk, or Ctrl-C, halfway through
+        Path(target).write_bytes(Path(source).read_bytes()[:100])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mirror.shutil, "copyfile", cut_off)
+    with pytest.raises(KeyboardInterrupt):
+        mirror.build_mirror(out, real, 8, 4)
+    assert (out / "mnist.npz").read_bytes() == before
+    assert sorted(p.name for p in out.iterdir()) == ["mnist.npz"]

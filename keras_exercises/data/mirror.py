@@ -23,6 +23,7 @@ from keras_exercises.data.datasets import (
     check_arrays,
     save_arrays,
 )
+from keras_exercises.runtime.atomic import atomic_path
 from keras_exercises.runtime.errors import PipelineError
 
 
@@ -82,7 +83,8 @@ def build_mirror(out: Path, real: Path | None, n_train: int, n_test: int) -> dic
     for dataset in IMAGE_SHAPES:
         source = real / f"{dataset}.npz" if real else None
         if source and source.is_file():
-            shutil.copyfile(source, out / f"{dataset}.npz")
+            with atomic_path(out / f"{dataset}.npz") as copy:  # never half a copy
+                shutil.copyfile(source, copy)
             made[dataset] = f"copied from {source}"
         else:
             save_arrays(out / f"{dataset}.npz", synthetic_dataset(dataset, n_train, n_test))
