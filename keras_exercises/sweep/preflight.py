@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 from keras_exercises.runtime.errors import PipelineError
+from keras_exercises.tracking.links import is_server
 
 
 def committed_and_pushed(git_remote: str = "origin") -> tuple[str, str]:
@@ -116,7 +117,7 @@ def names_git_accepts(names: list[str]) -> None:
 
 
 def store_fits_cluster(tracking_uri: str, nodes: int) -> None:
-    if nodes > 1 and not tracking_uri.startswith(("http://", "https://")):
+    if nodes > 1 and not is_server(tracking_uri):
         raise PipelineError(
             f"the MLflow store is {tracking_uri}, a file on this machine, and the cluster has "
             f"{nodes} nodes: set MLFLOW_TRACKING_URI to the team's tracking server "

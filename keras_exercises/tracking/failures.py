@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 
 from keras_exercises.tracking.credentials import without_credentials
+from keras_exercises.tracking.links import is_server
 
 WAIT_ENV = "KERAS_EXERCISES_TRACKING_WAIT"
 ADD_USER = "`tools/team.sh add-user NAME`"
@@ -65,8 +66,7 @@ def describe(uri: str, exc: BaseException, doing: str, waited: float) -> str | N
 
     address = without_credentials(uri)
     # a local store (sqlite:///mlruns/mlflow.db) is a file on this machine, not a server
-    remote = uri.startswith(("http://", "https://"))
-    server = f"the MLflow {'tracking server' if remote else 'store'} at {address}"
+    server = f"the MLflow {'tracking server' if is_server(uri) else 'store'} at {address}"
     if tls := caused_by(exc, (requests.exceptions.SSLError,)):
         return (
             f"cannot verify the TLS certificate of {server} while {doing} "

@@ -14,6 +14,7 @@ from keras_exercises.runtime.errors import PipelineError
 from keras_exercises.runtime.paths import project_root
 from keras_exercises.tracking import empty_store, failures, outages
 from keras_exercises.tracking.credentials import move_into_environment, without_credentials
+from keras_exercises.tracking.links import is_server
 
 EXPERIMENT = "keras-exercises"
 STORE_DIR, DATABASE = "mlruns", "mlflow.db"
@@ -47,7 +48,7 @@ def connect() -> str:
     import mlflow
 
     uri = os.environ.get("MLFLOW_TRACKING_URI")
-    if uri and uri.startswith(("http://", "https://")):
+    if uri and is_server(uri):
         return _connect_to_server(move_into_environment(uri))
     artifact_location = None
     if not uri:
@@ -141,7 +142,7 @@ def failures_reported(doing: str, left_running: bool = False) -> Iterator[None]:
         import mlflow
 
         uri = mlflow.get_tracking_uri()
-        waited = outages.wait_limit() if uri.startswith(("http://", "https://")) else 0
+        waited = outages.wait_limit() if is_server(uri) else 0
         message = failures.describe(uri, exc, doing, waited)
         if message is None:
             raise
@@ -153,7 +154,7 @@ def failures_reported(doing: str, left_running: bool = False) -> Iterator[None]:
 def fail_fast_over_http(uri: str) -> None:
     """For the report, which writes to stores it did not connect to: a store that is away
     costs it its runs' annotations, never a training, so it waits only seconds for one."""
-    if uri.startswith(("http://", "https://")):
+    if is_server(uri):
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
 

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from keras_exercises.params import EXERCISES
 from keras_exercises.runtime.errors import PipelineError, run_stage
 from keras_exercises.tracking.failures import first_line as summary
+from keras_exercises.tracking.links import is_server
 from keras_exercises.tracking.store import EXPERIMENT, KIND, KIND_TAG, tracking_uri
 from keras_exercises.tracking.training_run import REGISTERED_MODEL
 
@@ -115,7 +116,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("name")
     args = parser.parse_args(argv)
     uri = os.environ.get("MLFLOW_TRACKING_URI", "")
-    if not uri.startswith(("http://", "https://")):
+    if not is_server(uri):
         raise PipelineError(
             "MLFLOW_TRACKING_URI must name the team's server (https://<name>:<port>), "
             "with an admin's login in MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD."
