@@ -97,14 +97,12 @@ def _check_real(real: Path) -> None:
     a mirror of synthetic data alone would train and answer without saying so."""
     files = ", ".join(f"{dataset}.npz" for dataset in IMAGE_SHAPES)
     if not real.is_dir():
-        raise PipelineError(
-            f"the folder of real data {real} is not a directory ({real.resolve()} here): "
-            f"give the folder that holds {files} (../shared/data beside the project on "
-            "the course machines), or leave --real out for synthetic data alone."
-        )
-    if not any((real / f"{dataset}.npz").is_file() for dataset in IMAGE_SHAPES):
-        raise PipelineError(
-            f"the folder of real data {real} holds none of {files}: give the folder that "
-            "holds them (../shared/data beside the project on the course machines), or "
-            "leave --real out for synthetic data alone."
-        )
+        wrong = f"is not a directory ({real.resolve()} here): give the folder that holds {files}"
+    elif not any((real / f"{dataset}.npz").is_file() for dataset in IMAGE_SHAPES):
+        wrong = f"holds none of {files}: give the folder that holds them"
+    else:
+        return
+    raise PipelineError(
+        f"the folder of real data {real} {wrong} (../shared/data beside the project on the "
+        "course machines), or leave --real out for synthetic data alone."
+    )
