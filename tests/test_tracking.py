@@ -89,6 +89,55 @@ def test_an_unreachable_server_is_waited_for_then_one_message_with_the_fix(
     store.connect()  # back to the module's store
 
 
+def test_a_server_that_finds_the_experiment_but_fails_its_writes_is_waited_for_and_named(
+    local_store, monkeypatch, capfd, environment_restored
+):
+    """As MLflow's server answers once its SQLite file is gone: reads work, and every write
+    is a 503 ("attempt to write a readonly database" in its log). The write is retried for
+    the wait's limit, like every later request, and the message says the server is up but
+    failing, not that it does not answer."""
+    import json
+
+    writes = []
+
+    class FailingWrites(BaseHTTPRequestHandler):
+        def do_GET(self):  # experiments/get-by-name: the team's experiment, tagged
+            tags = [{"key": store.KIND_TAG, "value": store.KIND}]
+            found = {"experiment_id": "1", "name": store.EXPERIMENT, "tags": tags}
+            body = json.dumps({"experiment": {**found, "lifecycle_stage": "active"}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self):
+            writes.append(self.path)
+            self.send_error(503)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FailingWrites)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    uri = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv(WAIT_ENV, "1")
+    try:
+        with pytest.raises(PipelineError) as caught:
+            store.connect()
+    finally:
+        server.shutdown()
+    assert len(writes) > 1, writes  # tried again, not given up at the first 503
+    assert str(caught.value).startswith(
+        f"the MLflow tracking server at {uri} answered with server errors (HTTP 503) while "
+        "connecting, and still did after 1 s: it is up, but failing. Its log says why"
+    ), caught.value
+    said = capfd.readouterr().err
+    assert said.count("does not answer") == 1, said
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    store.connect()  # back to the module's store
+
+
 @pytest.mark.parametrize("limit", ["-1", "soon", "100000"])
 def test_a_wait_limit_that_is_no_number_of_seconds_is_refused(monkeypatch, limit):
     monkeypatch.setenv(WAIT_ENV, limit)

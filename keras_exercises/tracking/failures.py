@@ -5,6 +5,7 @@ MlflowException ("API request to ... failed"), so each is told by what it was ra
 from __future__ import annotations
 
 import os
+import re
 
 from keras_exercises.tracking.credentials import without_credentials
 from keras_exercises.tracking.links import is_server
@@ -74,6 +75,15 @@ def describe(uri: str, exc: BaseException, doing: str, waited: float) -> str | N
             "self-signed, set MLFLOW_TRACKING_SERVER_CERT_PATH to that CA's certificate (or "
             "the server's) on this machine; never turn verification off"
         )
+    if is_outage(exc) and (status := _server_error(exc)):
+        return (
+            f"{server} answered with server errors (HTTP {status}) while {doing}, and still "
+            f"did after {waited:.0f} s: it is up, but failing. Its log says why (a database "
+            "it cannot write, a full disk, a proxy without its backend): mend it and run "
+            "again, or set MLFLOW_TRACKING_URI to another server, or unset it to use the "
+            "local store under mlruns/. To wait longer for a server that restarts, set "
+            f"{WAIT_ENV} (seconds)"
+        )
     if is_outage(exc):
         return (
             f"{server} did not answer while {doing} ({reason(exc)}), and was not back "
@@ -109,6 +119,16 @@ def describe(uri: str, exc: BaseException, doing: str, waited: float) -> str | N
             "`dvc repro --force` on its train stage"
         )
     return f"{server} failed while {doing} ({said})"
+
+
+def _server_error(exc: BaseException) -> str | None:
+    """The HTTP status of the 5xx answers MLflow's retries gave up on, if they did: urllib3
+    says "too many 503 error responses"."""
+    import requests
+
+    retried = caused_by(exc, (requests.exceptions.RetryError,))
+    found = re.search(r"too many (\d{3}) error responses", str(retried or ""))
+    return found.group(1) if found else None
 
 
 def _login() -> str:

@@ -78,6 +78,8 @@ def _connect_to_server(uri: str) -> str:
     client = mlflow.MlflowClient()
     with failures_reported("connecting"):
         experiment = _reach(client, uri, limit)
+        # it answers: from here on, this function's writes too are retried while it is away
+        outages.wait_out_outages(without_credentials(uri), limit)
         if experiment is None:
             if _has_logins(uri):
                 # a teammate who made it would own it (MANAGE): the team's stays the admins'
@@ -93,7 +95,6 @@ def _connect_to_server(uri: str) -> str:
             # the same value again: a write that changes nothing, and fails now, not after
             # the training, where this login may not log runs (a reader's)
             client.set_experiment_tag(experiment_id, KIND_TAG, KIND)
-    outages.wait_out_outages(without_credentials(uri), limit)
     return experiment_id
 
 
