@@ -32,6 +32,7 @@ import psutil
 
 from benchmarks.run import RESULTS
 from benchmarks.suite_clock import CLOCK_ENV
+from keras_exercises.runtime import warm_status
 
 BUDGET_S = 600  # the full suite's target, issue 16
 TICKS_PER_S = 100  # dump-acct's default --ahz: its times are in hundredths of a second
@@ -192,16 +193,21 @@ def _require_accounting() -> None:
         )
 
 
-def _stop_warm_interpreters(since: float) -> None:
+def stop_warm_interpreters(since: float, timeout: float = 60) -> list[int]:
     """The suite's warm interpreters outlive it by their idle time: ended now, they and what
-    they ran are in the accounting."""
-    # by file name: each test's copy of the project starts its own copy's server
+    they ran are in the accounting. Returns the pids ended."""
+    # by the name each gives itself in `ps`: each test's copy of the project starts its
+    # own copy's server, in runtime folders `keras-exercises warm stop` does not look in
+    servers = []
     for process in psutil.process_iter(["cmdline", "create_time"]):
         command = " ".join(process.info["cmdline"] or [])
-        if "warm_server.py" in command and process.info["create_time"] >= since:
+        if warm_status.TITLE in command and process.info["create_time"] >= since:
             with contextlib.suppress(psutil.Error):  # it ended by itself meanwhile
                 process.terminate()
-    time.sleep(2)
+                servers.append(process)
+    # a server lets its running stage finish first; one still running is not counted
+    psutil.wait_procs(servers, timeout=timeout)
+    return [server.pid for server in servers]
 
 
 def main() -> None:
@@ -219,7 +225,7 @@ def main() -> None:
                 env={**os.environ, CLOCK_ENV: str(clock)},
             )
             wall_s = time.time() - started
-            _stop_warm_interpreters(started)
+            stop_warm_interpreters(started)
         finally:
             subprocess.run(["accton", "off"], check=True, capture_output=True)
         dumped = subprocess.run(["dump-acct", str(accounting)], capture_output=True, text=True)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import psutil
 import pytest
 
 from benchmarks import suite_cpu
@@ -133,3 +134,33 @@ def test_without_accounting_the_benchmark_says_what_to_install(monkeypatch):
     with pytest.raises(SystemExit) as stopped:
         suite_cpu.main()
     assert "apt-get install -y acct" in str(stopped.value) and "root" in str(stopped.value)
+
+
+def test_the_suites_warm_interpreters_are_ended_so_that_their_cpu_is_counted(tmp_path):
+    """Found by the name they give themselves in `ps` (a script's path no longer shows),
+    those started since the suite began and no others; each waited for, as the kernel
+    writes its record only once it has ended."""
+    named = (
+        "import sys, time; from keras_exercises.runtime.warm_server import _name_the_process; "
+        "_name_the_process(sys.argv[1] + '/s.sock', ['json']); print(flush=True); time.sleep(60)"
+    )
+
+    def server() -> subprocess.Popen:
+        process = subprocess.Popen(
+            [sys.executable, "-c", named, str(tmp_path)], stdout=subprocess.PIPE, cwd=ROOT
+        )
+        process.stdout.readline()  # named
+        return process
+
+    earlier = server()
+    # on psutil's clock, which counts from the boot's whole second: not time.time()'s
+    since = psutil.Process(earlier.pid).create_time() + 0.01
+    time.sleep(0.05)
+    later = server()
+    try:
+        assert suite_cpu.stop_warm_interpreters(since) == [later.pid]
+        assert later.poll() is not None and earlier.poll() is None
+    finally:
+        for process in (earlier, later):
+            process.kill()
+            process.wait()
