@@ -89,19 +89,24 @@ def test_an_unreachable_server_is_waited_for_then_one_message_with_the_fix(
     store.connect()  # back to the module's store
 
 
-def test_a_server_that_finds_the_experiment_but_fails_its_writes_is_waited_for_and_named(
-    local_store, monkeypatch, capfd, environment_restored
+@pytest.mark.parametrize("reads_fail", [False, True])
+def test_a_server_that_answers_with_server_errors_is_waited_for_and_named(
+    local_store, monkeypatch, capfd, environment_restored, reads_fail
 ):
     """As MLflow's server answers once its SQLite file is gone: reads work, and every write
-    is a 503 ("attempt to write a readonly database" in its log). The write is retried for
-    the wait's limit, like every later request, and the message says the server is up but
-    failing, not that it does not answer."""
+    is a 503 ("attempt to write a readonly database" in its log); or as a proxy without its
+    backend answers, reads too. The request is retried for the wait's limit, like every
+    later request, and the waiting and the message say the server is up but failing, not
+    that it does not answer."""
     import json
 
     writes = []
 
     class FailingWrites(BaseHTTPRequestHandler):
         def do_GET(self):  # experiments/get-by-name: the team's experiment, tagged
+            if reads_fail:
+                self.send_error(503)
+                return
             tags = [{"key": store.KIND_TAG, "value": store.KIND}]
             found = {"experiment_id": "1", "name": store.EXPERIMENT, "tags": tags}
             body = json.dumps({"experiment": {**found, "lifecycle_stage": "active"}}).encode()
@@ -127,13 +132,15 @@ def test_a_server_that_finds_the_experiment_but_fails_its_writes_is_waited_for_a
             store.connect()
     finally:
         server.shutdown()
-    assert len(writes) > 1, writes  # tried again, not given up at the first 503
+    assert len(writes) == 0 if reads_fail else len(writes) > 1, writes  # tried again
     assert str(caught.value).startswith(
         f"the MLflow tracking server at {uri} answered with server errors (HTTP 503) while "
         "connecting, and still did after 1 s: it is up, but failing. Its log says why"
     ), caught.value
     said = capfd.readouterr().err
-    assert said.count("does not answer") == 1, said
+    waiting = f"The MLflow tracking server at {uri} answers with server errors (HTTP 503): "
+    assert said.count(waiting + f"waiting up to 1 s for it ({WAIT_ENV}).") == 1, said
+    assert "does not answer" not in said, said
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     store.connect()  # back to the module's store
 

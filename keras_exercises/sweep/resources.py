@@ -11,6 +11,7 @@ import time
 
 from keras_exercises.runtime.errors import PipelineError
 from keras_exercises.sweep.plan import Plan, PlannedStage
+from keras_exercises.tracking.outages import WAITING_UP_TO
 
 WAIT_BEFORE_SAYING_S = 60.0
 
@@ -132,13 +133,13 @@ class WaitWatch:
         away = [
             (at, key, line)
             for key, (line, at) in self.said.items()
-            if key not in self.ended and " does not answer (" in line
+            if key not in self.ended and WAITING_UP_TO in line
         ]
         if not away:
             return ""
         at, key, line = min(away)
         # "the MLflow tracking server at URL does not answer (why)", without the wait's limit
-        said = line.split("): ", 1)[0] + ")"
+        said = line.split(WAITING_UP_TO, 1)[0]
         others = f" and {len(away) - 1} more" if len(away) > 1 else ""
         waited = f"waited {time.time() - at:.0f} s so far"
         return f"{self.plan.stages[key].address}{others}: {said[0].lower()}{said[1:]}, {waited}"

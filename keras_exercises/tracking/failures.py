@@ -59,6 +59,14 @@ def reason(exc: BaseException) -> str:
     return first_line(exc)
 
 
+def how_away(exc: BaseException) -> str:
+    """How a server that fails with the outage `exc` is away, as a waiting stage says it:
+    "does not answer (connection refused)", "answers with server errors (HTTP 503)"."""
+    if status := _server_error(exc):
+        return f"answers with server errors (HTTP {status})"
+    return f"does not answer ({reason(exc)})"
+
+
 def describe(uri: str, exc: BaseException, doing: str, waited: float) -> str | None:
     """One paragraph: what failed while `doing` against the store at `uri`, and the fix;
     None when `exc` is not a store failure (a bug, to be reported as one)."""

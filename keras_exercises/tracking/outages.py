@@ -26,6 +26,7 @@ MAX_WAIT = sum(min(_BACKOFF_FACTOR * 2 ** (n - 1), _BACKOFF_MAX) for n in range(
 # how what a stage says of the server starts: a sweep repeats it on its progress line
 # (sweep/resources.py), as the stage runs on a node far from the user's terminal
 SAID_OF_THE_SERVER = "The MLflow tracking server at "
+WAITING_UP_TO = ": waiting up to "
 
 
 def wait_limit() -> float:
@@ -86,12 +87,13 @@ class Waiting:
         self.address, self.seconds = address, seconds
         self.since: float | None = None
 
-    def started(self, why: str) -> None:
+    def started(self, state: str) -> None:
+        """`state`: how the server is away, as "does not answer (no connection)"."""
         if self.since is None:
             self.since = time.monotonic()
             print(
-                f"{SAID_OF_THE_SERVER}{self.address} does not answer ({why}): "
-                f"waiting up to {self.seconds:.0f} s for it ({WAIT_ENV}).",
+                f"{SAID_OF_THE_SERVER}{self.address} {state}{WAITING_UP_TO}"
+                f"{self.seconds:.0f} s for it ({WAIT_ENV}).",
                 file=sys.stderr,
                 flush=True,
             )
@@ -113,17 +115,18 @@ class _RetriesReported(logging.Filter):
         super().__init__()
         self.waiting = Waiting(address, seconds)
         self.shown_from = shown_from
+        self.status: object = None  # of the last answer, which urllib3 logs before its retry
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = str(record.msg)
         if message.startswith("Retrying ("):  # a connection refused, reset or timed out
-            self.waiting.started("no connection")
+            self.waiting.started("does not answer (no connection)")
             return False
         if message.startswith("Retry: "):  # an answer in MLflow's retry codes (5xx, 429)
-            self.waiting.started("it answers with server errors")
+            self.waiting.started(f"answers with server errors (HTTP {self.status})")
             return False
         if message.startswith('%s://%s:%s "%s %s %s" %s %s'):  # an answer
-            status = record.args[-2] if isinstance(record.args, tuple) else None
-            if isinstance(status, int) and status < 500:
+            self.status = record.args[-2] if isinstance(record.args, tuple) else None
+            if isinstance(self.status, int) and self.status < 500:
                 self.waiting.ended()
         return record.levelno >= self.shown_from

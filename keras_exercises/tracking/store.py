@@ -112,7 +112,7 @@ def _reach(client, uri: str, limit: float):
             left = deadline - time.monotonic()
             if not failures.is_outage(exc) or left <= 0:
                 raise
-            waiting.started(failures.reason(exc))
+            waiting.started(failures.how_away(exc))
             time.sleep(min(5.0, left))
             continue
         waiting.ended()
