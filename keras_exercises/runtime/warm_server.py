@@ -1,18 +1,16 @@
 """The warm interpreter behind warm_start.py: a process that has imported TensorFlow, MLflow
 and the other heavy libraries once, and forks a child for each stage handed to it. The child
-becomes the stage: the client's working directory, environment, arguments, standard streams
-and Python path, then `runpy` of the stage module, then its exit code back to the client.
+becomes the stage (the client's directory, environment, arguments, streams and Python path,
+then `runpy` of the stage module) and its exit code goes back to the client.
 
 Run as a script (`python warm_server.py SOCKET IDLE_SECONDS LOCK_FD WHEN PYTHONPATH
-PRELOAD...`), never imported by the project: it must hold no project code, which would go
-stale while it idles. Only the standard library and the preloaded libraries are in it.
-WHEN is "now" or "background". Started now, LOCK_FD holds the socket's start lock, taken
-by whoever started it: released once it listens (or dies), so that nobody starts a second
-server while this one is importing, and the stages wait for it. Started in the background,
-ahead of need, it imports at the lowest priority and holds no start lock meanwhile (LOCK_FD
-is the lock that keeps a second one from starting in the background): a stage that comes
-first starts a server of its own rather than wait on a core it may never get, and this one
-listens only if none does by the time it is ready.
+PRELOAD...`), it holds only the standard library and the preloads: project code would go
+stale while it idles. Started "now", LOCK_FD is the socket's start lock, released once it
+listens (or dies): nobody starts a second server while this one imports, and stages wait
+for it. Started in the "background", ahead of need, it imports at the lowest priority and
+holds no start lock meanwhile (LOCK_FD keeps a second one from starting in the background):
+a stage that comes first starts its own rather than wait on a core it may never get, and
+this one listens only if none does by the time it is ready.
 """
 
 from __future__ import annotations
@@ -350,11 +348,9 @@ def _customize() -> None:
             continue
         try:
             importlib.import_module(name)
-        except ImportError as exc:
-            if exc.name != name:
+        except Exception as exc:  # there being none is no failure; its own imports failing is
+            if not (isinstance(exc, ImportError) and exc.name == name):
                 _report_failed(name, exc)
-        except Exception as exc:
-            _report_failed(name, exc)
 
 
 def _report_failed(name: str, exc: Exception) -> None:
