@@ -82,6 +82,66 @@ def no_stray_mlflow_store():
     assert not made, f"something used MLflow's default store and made {made}"
 
 
+@pytest.fixture
+def ray_auth_mode_restored(monkeypatch, tmp_path):
+    """connect() may turn Ray's token mode on in this process, as `ray start` would; and
+    does where this machine has a token (~/.ray/auth_token, from any `ray get-auth-token
+    --generate` here), which the tests' clusters, started without one, are not given."""
+    from keras_exercises.sweep.joining import AUTH_MODE_ENV
+
+    monkeypatch.delenv(AUTH_MODE_ENV, raising=False)
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "no-token-here"))
+
+
+@pytest.fixture
+def stage_dir(tmp_path, monkeypatch):
+    """A folder with the stand-in stage, and servers of their own: their own temp dir,
+    short enough for a socket's path (pytest's are not)."""
+    from tests.support.warm import STAGE, servers_in
+
+    (tmp_path / "fake_stage.py").write_text(STAGE)
+    runtime = Path(tempfile.mkdtemp(prefix="warm-", dir="/tmp"))
+    (tmp_path / "runtime").symlink_to(runtime)
+    monkeypatch.setenv("TMPDIR", str(runtime))
+    monkeypatch.setenv("KERAS_EXERCISES_WARM_IDLE", "30")
+    yield tmp_path
+    for server in servers_in(runtime):
+        server.kill()
+    shutil.rmtree(runtime, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def project_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("project")
+
+
+@pytest.fixture(scope="module")
+def local_store(project_dir):
+    """A project folder whose MLflow store is the local one, connected; one for each module
+    that asks, as making a store's schema takes seconds."""
+    import mlflow
+
+    from keras_exercises.tracking import store
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(project_dir)
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        patch.delenv("DVC_ROOT", raising=False)
+        experiment_id = store.connect()
+        yield experiment_id, mlflow.MlflowClient()
+        mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture
+def environment_restored():
+    """connect() to a server sets MLflow's retry and login variables for the stage's whole
+    process; a test's must not reach the tests after it."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @pytest.fixture(scope="session")
 def real_params() -> dict:
     return yaml.safe_load((ROOT / "params.yaml").read_text())

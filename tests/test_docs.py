@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.project_copy import ROOT, git
+from tests.support.services import TEAM_SCRIPT
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 LINK = re.compile(r"\]\(([^)\s]+)\)")
@@ -68,3 +69,9 @@ def test_the_readme_is_a_front_door():
     assert 'pip install -e ".[dev]" && pytest' in readme
     linked = set(LINK.findall(readme))
     assert {f"docs/{p.name}" for p in PAGES[1:]} <= linked  # every docs page is reachable
+
+
+def test_the_docs_show_the_team_script_as_it_is():
+    """docs/team.md shows tools/team.sh whole, which tests/test_team.py runs."""
+    docs = (ROOT / "docs" / "team.md").read_text()
+    assert f"```bash\n{TEAM_SCRIPT.read_text()}```" in docs

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
 from pathlib import Path
 
 import yaml
@@ -106,3 +107,27 @@ def test_library_has_no_stage_and_no_stray_store():
     # MLflow's default store, made by anything that touches MLflow before tracking's set-up
     # (conftest fails the session if a test does): never committed
     assert "/mlflow.db" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+def test_no_module_is_over_400_lines():
+    """A module that grows past 400 lines has taken on a second job: split it by job."""
+    modules = [ROOT / path for path in git_files("*.py")]
+    assert len(modules) > 100, modules  # the whole tree, not a folder of it
+    long = {m.relative_to(ROOT).as_posix(): n for m in modules if (n := line_count(m)) > 400}
+    assert not long, long
+
+
+def git_files(pattern: str) -> list[str]:
+    """The tracked files matching `pattern`, and those about to be: what a clone holds."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", pattern],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return [path for path in listed.stdout.splitlines() if (ROOT / path).exists()]
+
+
+def line_count(path: Path) -> int:
+    return len(path.read_text().splitlines())

@@ -17,8 +17,7 @@ from keras_exercises.sweep.plan import plan_sweep
 from tests.support.project_copy import ROOT, git
 from tests.support.ray_join import join, last_line
 from tests.support.services import free_port
-
-RATES = "exercises.ex1.optimizer.learning_rate=0.001,0.002"
+from tests.support.sweeps import RATES
 
 
 def sweep_error(capsys, *args: str) -> str:

@@ -9,7 +9,6 @@ import json
 import re
 import secrets
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,28 +17,33 @@ import psutil
 import pytest
 import requests
 import yaml
-from mlflow.exceptions import MlflowException
 
 from keras_exercises.tracking.failures import WAIT_ENV
 from tests.conftest import (
-    NATIVE_LOG_NOISE,
     answers_and_metrics,
     at_epoch_3,
     dvc,
     dvc_fails,
-    dvc_run,
     run_queue,
     shrink,
     user_files,
 )
-from tests.support.project_copy import ROOT, copy_project, git, set_params
-from tests.support.services import (
-    READER,
-    TEAM_SCRIPT,
-    free_port,
-    team_script,
-    team_script_fails,
-    team_servers,
+from tests.support.project_copy import copy_project
+from tests.support.services import READER, free_port, team_script, team_script_fails, team_servers
+from tests.support.team import (
+    cached_files,
+    env_of,
+    experiment_answer,
+    experiments_shown,
+    files_written,
+    login_in_uri,
+    reader_get,
+    refused,
+    restore_named,
+    set_rate,
+    shared_by_two_machines,
+    stage_fails,
+    team_dvc,
 )
 
 pytestmark = pytest.mark.slow
@@ -49,15 +53,6 @@ pytestmark = pytest.mark.slow
 def team(tmp_path_factory):
     with team_servers(tmp_path_factory.mktemp("team")) as server:
         yield server
-
-
-def env_of(team, clone: Path) -> dict[str, str]:
-    """Machine A is alice's, B is bob's: two teammates, each with their own login."""
-    return team.user_env("bob" if clone.name == "b" else "alice")
-
-
-def team_dvc(team, clone: Path, *args: str) -> str:
-    return dvc(clone, *args, env=env_of(team, clone))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -74,34 +69,8 @@ def reading_as_the_reader(team):
 @pytest.fixture(scope="module")
 def machines(team, tmp_path_factory, real_params, tiny_mirror):
     """Machine A has run the pipeline and shared it; B is a fresh clone that synced."""
-    tmp = tmp_path_factory.mktemp("machines")
-    origin = tmp / "origin.git"
-    subprocess.run(["git", "init", "-q", "--bare", str(origin)], check=True)
     params = yaml.safe_dump(shrink(real_params, str(tiny_mirror)), sort_keys=False)
-    a = copy_project(tmp / "a", params)
-    git(a, "remote", "add", "origin", str(origin))
-    team_script(a, team.env, "remote")
-    git(a, "commit", "-qam", "the team's DVC remote")
-    # each stage in a process of its own, where the finished project ran warm: TensorFlow
-    # imported in each, and the lines it prints then filtered out
-    done = dvc_run(a, "repro", env={**env_of(team, a), "KERAS_EXERCISES_WARM": "0"})
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert not NATIVE_LOG_NOISE.findall(done.stderr), done.stderr
-    git(a, "add", "-A")
-    git(a, "commit", "-qm", "results")
-    team_script(a, team.env, "share")
-
-    b = tmp / "b"
-    subprocess.run(["git", "clone", "-q", str(origin), str(b)], check=True)
-    git(b, "config", "user.name", "teammate")
-    git(b, "config", "user.email", "teammate@localhost")
-    team_script(b, env_of(team, b), "sync")
-    return a, b
-
-
-def test_the_docs_show_the_team_script_as_it_is():
-    docs = (ROOT / "docs" / "team.md").read_text()
-    assert f"```bash\n{TEAM_SCRIPT.read_text()}```" in docs
+    return shared_by_two_machines(team, tmp_path_factory.mktemp("machines"), params)
 
 
 def test_a_teammate_gets_every_output_without_training(team, machines, tmp_path):
@@ -141,13 +110,6 @@ def test_the_server_starts_no_job_runner(team):
     assert not [c for c in commands if "huey" in c or "jobs._job_runner" in c], commands
 
 
-def reader_get(team, path: str, **params) -> requests.Response:
-    reader = (READER, team.passwords[READER])
-    return requests.get(
-        f"{team.url}{path}", params=params, auth=reader, verify=str(team.cert), timeout=10
-    )
-
-
 def test_a_second_cold_run_repeats_every_answer_byte_for_byte(machines, finished_project):
     """Machine A ran the session's finished pipeline's params from scratch, in another
     directory and processes, into another store, and each stage in a process of its own
@@ -164,12 +126,7 @@ def test_experiments_travel_through_git_and_the_run_cache_spares_training(team, 
     team_script(a, team.env, "share", "lr-0.002")
 
     team_script(b, env_of(team, b), "sync", "lr-0.002")
-    shown = json.loads(team_dvc(team, b, "exp", "show", "--json"))
-    experiments = {
-        e["name"]: e["data"]
-        for baseline in shown
-        for e in [exp for run in (baseline.get("experiments") or []) for exp in run["revs"]]
-    }
+    experiments = experiments_shown(team, b)
     assert "lr-0.002" in experiments
     data = experiments["lr-0.002"]
     ex1_metrics = data["metrics"]["outputs/ex1/seed42/metrics.json"]["data"]
@@ -247,17 +204,11 @@ def test_a_clone_with_local_runs_reports_across_both_stores(team, finished):
 
 def test_only_the_team_gets_in_a_reader_only_reads_and_no_secret_shows(team, machines, monkeypatch):
     a, b = machines
-    api = "/api/2.0/mlflow/experiments/get-by-name"
-    query = {"experiment_name": "keras-exercises"}
-    assert reader_get(team, api, **query).status_code == 200
-
-    def status(**how) -> int:
-        url = f"{team.url}{api}"
-        return requests.get(url, params=query, verify=str(team.cert), timeout=10, **how).status_code
-
-    assert status() == 401  # no credentials
-    assert status(auth=("alice", "not her password")) == 401
-    assert status(auth=(READER, team.passwords[READER]), headers={"Host": "evil.example"}) == 403
+    reader = (READER, team.passwords[READER])
+    assert experiment_answer(team, reader) == 200
+    assert experiment_answer(team, None) == 401  # no credentials
+    assert experiment_answer(team, ("alice", "not her password")) == 401
+    assert experiment_answer(team, reader, {"Host": "evil.example"}) == 403
     with pytest.raises(requests.exceptions.ConnectionError):  # plain HTTP: no answer
         requests.get(f"http://127.0.0.1:{team.port}/health", timeout=10)
 
@@ -272,51 +223,23 @@ def test_only_the_team_gets_in_a_reader_only_reads_and_no_secret_shows(team, mac
     alices = json.loads((a / "outputs/ex1/seed42/run.json").read_text())
     assert alices["experiment_id"] == experiment.experiment_id
 
-    for write in (
-        lambda: client.create_run(experiment.experiment_id),
-        lambda: client.set_registered_model_alias("keras-exercises-ex1", "answer", "1"),
-    ):
-        with pytest.raises(MlflowException) as refused:
-            write()
-        assert refused.value.error_code == "PERMISSION_DENIED"
+    refused(lambda: client.create_run(experiment.experiment_id))
+    refused(lambda: client.set_registered_model_alias("keras-exercises-ex1", "answer", "1"))
     bob = team.user_env("bob")
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "bob")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", bob["MLFLOW_TRACKING_PASSWORD"])
-    with pytest.raises(MlflowException) as refused:  # only admins delete
-        client.delete_run(runs[0].info.run_id)
-    assert refused.value.error_code == "PERMISSION_DENIED"
+    refused(lambda: client.delete_run(runs[0].info.run_id))  # only admins delete
 
     # -ww: whole command lines, however long (ps cuts them at 80 columns otherwise)
     ps = ["ps", "-eo", "args", "-ww"]
     shown = subprocess.run(ps, capture_output=True, text=True).stdout
     assert "--app-name team-auth" in shown
-    written = [
-        path
-        for clone in (a, b)
-        for folder in ("outputs", "reports", ".dvc")
-        for path in (clone / folder).rglob("*")
-        if path.is_file()
-    ] + [a / "dvc.lock", b / "dvc.lock"]
+    written = files_written(a, b)
     logged = [v for run in runs for v in (*run.data.params.values(), *run.data.tags.values())]
     for secret in team.secrets():
         assert secret not in shown
         assert not [path for path in written if secret.encode() in path.read_bytes()]
         assert not [value for value in logged if secret in value]
-
-
-def set_rate(clone: Path, rate: float, epochs: int | None = None) -> None:
-    changes = {"exercises.ex1.optimizer.learning_rate": rate}
-    if epochs:
-        changes |= {
-            "exercises.ex1.training.epochs": epochs,
-            "exercises.ex1.training.early_stopping": None,
-        }
-    set_params(clone, changes)
-
-
-def restore_named(team, clone: Path, output: str) -> None:
-    (command,) = set(re.findall(r"`(dvc checkout [^`]+)`", output))
-    team_dvc(team, clone, *command.split()[1:])
 
 
 def test_the_server_down_past_the_wait_fails_and_a_restart_mid_stage_is_waited_out(team, machines):
@@ -341,10 +264,7 @@ def test_the_server_down_past_the_wait_fails_and_a_restart_mid_stage_is_waited_o
         team.start()
 
     # bob's login in the URI this time: MLflow prints its URI in every run's link
-    env = env_of(team, b)
-    password = env.pop("MLFLOW_TRACKING_PASSWORD")
-    user = env.pop("MLFLOW_TRACKING_USERNAME")
-    env["MLFLOW_TRACKING_URI"] = team.url.replace("://", f"://{user}:{password}@")
+    env, user, password = login_in_uri(team, b)
 
     def restart(process) -> None:
         team.stop()
@@ -364,10 +284,8 @@ def test_the_server_down_past_the_wait_fails_and_a_restart_mid_stage_is_waited_o
     assert logged.data.metrics["epochs_run"] == 40 and "evaluation.png" in {
         a.path for a in client.list_artifacts(run["run_id"])
     }
-    assert (
-        client.get_model_version("keras-exercises-ex1", run["model_version"]).run_id
-        == (run["run_id"])
-    )
+    version = client.get_model_version("keras-exercises-ex1", run["model_version"])
+    assert version.run_id == run["run_id"]
     assert '"epochs_run": 40' in (b / "outputs/ex1/seed42/metrics.json").read_text()
 
 
@@ -397,31 +315,8 @@ def test_add_user_again_completes_an_addition_and_resets_a_password(team, monkey
     reset = {**admin, "TEAM_USER_PASSWORD": second}
     said = team_script(here, reset, "add-user", "--reset-password", "carol")
     assert said.strip() == "carol on keras-exercises and its models: password reset"
-    answer = requests.get(
-        f"{team.url}/api/2.0/mlflow/experiments/get-by-name",
-        params={"experiment_name": "keras-exercises"},
-        auth=("carol", second),
-        verify=str(team.cert),
-        timeout=10,
-    )
-    assert answer.status_code == 200
+    assert experiment_answer(team, ("carol", second)) == 200
     assert first not in said and second not in said
-
-
-def stage_fails(project: Path, env: dict[str, str]) -> str:
-    """`python -m stages.train ex1 42` by hand in `project`, which has no data: a failure
-    that is not the missing data came before any data was loaded."""
-    done = subprocess.run(
-        [sys.executable, "-m", "stages.train", "ex1", "42"],
-        cwd=project,
-        env={**env, "KERAS_EXERCISES_WARM": "0"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 2, done.stdout + done.stderr
-    assert "prepare@ex1" not in done.stderr
-    return done.stdout + done.stderr
 
 
 def test_each_tracking_failure_names_its_cause_before_any_data_is_loaded(team, tmp_path):
@@ -461,11 +356,8 @@ def test_the_teams_experiment_and_models_stay_the_teams(team, tmp_path, monkeypa
         (lambda: bob.delete_experiment(experiment.experiment_id), False),
         (lambda: bob.delete_registered_model("keras-exercises-ex2"), False),
     ):
-        with pytest.raises(MlflowException) as refused:
-            change()
-        assert refused.value.error_code == "PERMISSION_DENIED"
-        said = "is the team's: only an admin renames or deletes it"
-        assert (said in str(refused.value)) == ours, refused.value
+        said = refused(change)
+        assert ("is the team's: only an admin renames or deletes it" in said) == ours, said
     # what is bob's own stays MLflow's to decide
     own = bob.create_experiment(f"bob's trials {time.time_ns()}")
     bob.rename_experiment(own, f"bob's renamed trials {time.time_ns()}")
@@ -498,10 +390,10 @@ def test_postgres_restarted_between_stages_then_storage_down_during_dvc_push(tea
     assert mlflow.MlflowClient(team.url).get_run(run_id).info.status == "FINISHED"
 
     before = user_files(a)
-    cache = sorted(p.relative_to(a) for p in (a / ".dvc/cache").rglob("*") if p.is_file())
+    cache = cached_files(a)
     team.s3.stop()
     output = dvc_fails(a, "push", env={**team.env, "AWS_MAX_ATTEMPTS": "1"})
     assert "ERROR" in output
     assert user_files(a) == before
-    assert sorted(p.relative_to(a) for p in (a / ".dvc/cache").rglob("*") if p.is_file()) == cache
+    assert cached_files(a) == cache
     assert "Data and pipelines are up to date." in team_dvc(team, a, "status")

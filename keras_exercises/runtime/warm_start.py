@@ -79,7 +79,7 @@ PRELOADS = {
 # What a server is neither told apart by nor given: what DVC and this project set per stage,
 # and logins. Every other variable is part of the server's identity and environment, so a
 # preloaded library reads at import exactly what it would in a process of the stage's own
-# (tests/test_warm_start.py records every variable the preloads look up at import, and
+# (tests/test_warm_servers.py records every variable the preloads look up at import, and
 # checks none of these is among them); the stage's child gets the whole environment.
 _PER_STAGE = {"DVC_STAGE", "DVC_ROOT", INSIDE, "PWD", "OLDPWD", "SHLVL", "_"}
 _PER_STAGE_PREFIXES = ("DVC_EXP_", "KERAS_EXERCISES_", "MLFLOW_TRACKING_", "TEAM_")
