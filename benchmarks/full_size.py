@@ -21,6 +21,7 @@ import time
 import psutil
 import yaml
 
+from benchmarks.pages import render
 from benchmarks.run import RESULTS
 from keras_exercises.data.datasets import prepare
 from keras_exercises.data.mirror import synthetic_dataset
@@ -140,36 +141,8 @@ def main() -> None:
     print(full_size_table(machine, rows))
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
 def full_size_table(machine: dict, rows: list[dict]) -> str:
-    lines = [
-        f"Measured {machine['date']} on {machine['cpus']} CPU cores, "
-        f"{machine['memory_gb']} GB, {machine['platform']}, no GPU.",
-        "",
-        "| exercise | full data (train / test) | per image and epoch | one epoch | "
-        "embedding once | the exercise's epochs |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        embed = (
-            f"{_duration(r['embed_s'])} ({r['embed_images_per_s']:.0f} images/s)"
-            if r["embed_s"]
-            else "—"
-        )
-        most = "at most " if r["early_stopping"] else ""
-        lines.append(
-            f"| {r['exercise']} | {r['dataset']} {r['full_train']:,} / {r['full_test']:,} "
-            f"| {r['ms_per_image_epoch']:.3f} ms | {_duration(r['epoch_s'])} | {embed} "
-            f"| {most}{_duration(r['total_s'])} ({r['epochs']} epochs) |"
-        )
-    return "\n".join(lines) + "\n"
+    return render("full_size.md.j2", machine=machine, rows=rows)
 
 
 if __name__ == "__main__":

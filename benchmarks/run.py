@@ -29,9 +29,10 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from benchmarks.breakdown import PARTS, cold_run_parts, is_training, target_row
-from benchmarks.breakdown import markdown_lines as breakdown_lines
+from benchmarks import breakdown
+from benchmarks.breakdown import PARTS, cold_run_parts, is_training
 from benchmarks.instrument import timing_env
+from benchmarks.pages import render
 from keras_exercises.data.mirror import build_mirror
 from tests.support.project_copy import ROOT, copy_project, set_params
 
@@ -195,98 +196,14 @@ def summarize(rounds: list[dict], baselines: list[dict], scale: list[dict], mach
 
 
 def markdown(s: dict) -> str:
-    m = s["machine"]
-    lines = [
-        f"Measured {m['date']} on {m['cpus']} CPU cores, {m['memory_gb']} GB, {m['platform']}, "
-        f"Python {m['python']}; medians of {s['repeats']} runs; data: {m['data']}.",
-        "",
-        "| measure | value | target | met |",
-        "|---|---|---|---|",
-    ]
-    lines += [
-        f"| full `dvc repro` from a clean state | {s['pipeline_full_s']:.1f} s | | |",
-        f"| baseline (six notebooks, one process) | {s['baseline_full_s']:.1f} s | | |",
-        target_row(
-            "pipeline / baseline",
-            f"{s['ratio_full']:.2f} (each run: "
-            + ", ".join(f"{r:.2f}" for r in s["ratio_full_each_round"])
-            + ")",
-            s["ratio_full"],
-            0.65,
-        ),
-        target_row(
-            "exercise 4: pipeline stages / baseline",
-            f"{s['ratio_ex4']:.2f} ({s['pipeline_ex4_s']:.1f} s / {s['baseline_ex4_s']:.1f} s)",
-            s["ratio_ex4"],
-            0.35,
-        ),
-        target_row(
-            "rerun after exercise 4's head learning rate / baseline ex. 4",
-            f"{s['ratio_ex4_head_lr_rerun']:.2f}",
-            s["ratio_ex4_head_lr_rerun"],
-            0.15,
-        ),
-        target_row(
-            "rerun after exercise 1's learning rate",
-            f"{s['ex1_lr_rerun_s']:.1f} s",
-            s["ex1_lr_rerun_s"],
-            15,
-            " s",
-        ),
-        target_row(
-            f"no-op `dvc repro` (median of {NOOP_SAMPLES} per run)",
-            f"{s['noop_s']:.2f} s ({s['noop_range_s'][0]:.2f}-{s['noop_range_s'][1]:.2f} s)",
-            s["noop_s"],
-            3,
-            " s",
-            strict=True,
-        ),
-        target_row(
-            "highest stage peak memory",
-            f"{s['max_stage_peak_rss_mb']:.0f} MB",
-            s["max_stage_peak_rss_mb"],
-            1500,
-            " MB",
-        ),
-        f"| baseline peak memory | {s['baseline_peak_rss_mb']:.0f} MB | | |",
-    ]
-    lines += breakdown_lines(s)
-    lines.append(
-        "\nStart-up: what a stage process pays to load code: the interpreter and the "
-        "stage's modules (before main()), plus every module loaded after, wherever: "
-        "TensorFlow's (with Keras) and MLflow's, which stages import only when they need "
-        "them, each with what it imports in turn (MLflow's store, which it loads on "
-        "connecting, is MLflow's), and the others (scikit-learn, matplotlib). Compute and "
-        "tracking count the outermost call only, without the modules loaded inside it; the "
-        "rest is the stage's wall time less the three. The training stages, embed and "
-        "mc_evaluate run warm (docs/pipeline.md): validate starts the interpreter that "
-        "imports TensorFlow, MLflow, scikit-learn and matplotlib without waiting for it, and "
-        "the first of them waits for what is left of its imports; the others start with them "
-        "loaded, in a child of that interpreter, and their start-up is the process DVC "
-        "started, its handover and their own modules. The report runs warm too, in an "
-        "interpreter of its own (MLflow, SciPy, matplotlib, DVC) that validate starts too, "
-        "importing at the lowest priority while the stages run. "
-        f"On their own, in a fresh process, importing TensorFlow takes "
-        f"{m['import_tensorflow_s']:.1f} s and MLflow {m['import_mlflow_s']:.1f} s here."
+    return render(
+        "latest.md.j2",
+        s=s,
+        parts=breakdown.PART_LABELS,
+        noop_samples=NOOP_SAMPLES,
+        non_compute_share=breakdown.NON_COMPUTE_SHARE,
+        tracking_per_training_stage_s=breakdown.TRACKING_PER_TRAINING_STAGE_S,
     )
-    if s["scale_ex1"]:
-        lines += [
-            "",
-            "| exercise 1, MNIST training images | time per epoch (s) | first epoch (s) "
-            "| peak memory (MB) |",
-            "|---|---|---|---|",
-        ]
-        for row in s["scale_ex1"]:
-            lines.append(
-                f"| {row['n_train']:,} | {row['s_per_epoch']:.3f} | {row['first_epoch_s']:.2f} "
-                f"| {row['peak_rss_mb']:.0f} |"
-            )
-        lines.append(
-            "\nTime per epoch: the median over epochs 2-6 (the first also builds TensorFlow's "
-            "graphs), 20% held out for validation as in the exercise; memory: the peak of that "
-            "training process."
-        )
-    return "\n".join(lines) + "\n"
 
 
 def benchmark_project(work: Path, real: Path, weights: str | None) -> tuple[Path, Path, str]:

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import psutil
 
+from benchmarks.pages import render
 from benchmarks.run import RESULTS
 from benchmarks.suite_clock import CLOCK_ENV
 from keras_exercises.runtime import warm_status
@@ -160,27 +161,7 @@ def summarize(
 
 
 def markdown(s: dict, machine: str) -> str:
-    lines = [
-        f"Measured {machine}: `pytest` with pyproject's addopts, {s['tests']} tests "
-        f"(pytest's exit code {s['pytest_exit_code']}).",
-        "",
-        "| measure | value |",
-        "|---|---|",
-        f"| wall time | {s['wall_s']:.0f} s |",
-        f"| CPU time, every process the suite started | {s['cpu_s']:.0f} s |",
-        f"| the least wall time that CPU allows on {s['cores']} cores | {s['floor_s']:.0f} s |",
-        f"| CPU time a {s['budget_s'] // 60}-minute suite allows on {s['cores']} cores "
-        f"| {s['cpu_allowed_s']} s |",
-        "",
-        "| test file | CPU seconds | share |",
-        "|---|---|---|",
-    ]
-    lines += [
-        f"| {name} | {cpu:.0f} | {cpu / s['cpu_s']:.0%} |" for name, cpu in s["files"].items()
-    ]
-    lines += ["", "| test (set-up and teardown included) | CPU seconds |", "|---|---|"]
-    lines += [f"| {name} | {cpu:.0f} |" for name, cpu in s["slowest_tests"].items()]
-    return "\n".join(lines) + "\n"
+    return render("suite_cpu.md.j2", s=s, machine=machine)
 
 
 def _require_accounting() -> None:

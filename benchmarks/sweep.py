@@ -35,8 +35,8 @@ from pathlib import Path
 import psutil
 import yaml
 
+from benchmarks.pages import render
 from benchmarks.run import RESULTS
-from benchmarks.sweep_report import markdown
 from keras_exercises.data.mirror import build_mirror
 from tests.conftest import shrink
 from tests.support.networked import git_daemon, put_online
@@ -270,8 +270,13 @@ def main() -> None:
         ],
     }
     (RESULTS / "sweep.json").write_text(json.dumps(results, indent=2) + "\n")
-    (RESULTS / "sweep.md").write_text(markdown(results))
-    print(markdown(results))
+    page = markdown(results, time.strftime("%Y-%m-%d"))
+    (RESULTS / "sweep.md").write_text(page)
+    print(page)
+
+
+def markdown(results: dict, date: str) -> str:
+    return render("sweep.md.j2", r=results, date=date)
 
 
 def _cpu_model() -> str:

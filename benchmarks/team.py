@@ -20,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.pages import render
 from benchmarks.run import RESULTS, benchmark_project
 from tests.support.project_copy import git
 from tests.support.services import team_script, team_servers
@@ -89,21 +90,7 @@ def main() -> None:
 
 
 def markdown(r: dict) -> str:
-    trained = ", ".join(r["stages_trained_on_restore"]) or "none"
-    return (
-        f"Measured {r['date']} on this machine; data: {r['data']}; one run.\n\n"
-        "| measure | seconds | against |\n|---|---|---|\n"
-        f"| A: `dvc repro` from a clean state | {r['cold_repro_s']:.1f} | |\n"
-        f"| A: `tools/team.sh share` (git, outputs, run-cache) | {r['share_s']:.1f} | |\n"
-        f"| B: `tools/team.sh sync` in a fresh clone: every output, no training "
-        f"| {r['sync_s']:.1f} | {r['sync_s'] / r['cold_repro_s']:.2f} of the cold run"
-        f"{'' if r['sync_answers_identical'] else ' (answers differ!)'} |\n"
-        f"| A: `dvc exp run -S {CHANGE}` (trains exercise 1) "
-        f"| {r['experiment_trained_s']:.1f} | |\n"
-        f"| B: the same with `--pull`, from the shared run-cache (stages trained: {trained}) "
-        f"| {r['experiment_restored_s']:.1f} "
-        f"| {r['experiment_restored_s'] / r['experiment_trained_s']:.2f} of training it |\n"
-    )
+    return render("team.md.j2", r=r, change=CHANGE)
 
 
 if __name__ == "__main__":
