@@ -160,8 +160,8 @@ def summarize(
     }
 
 
-def markdown(s: dict, machine: str) -> str:
-    return render("suite_cpu.md.j2", s=s, machine=machine)
+def markdown(s: dict) -> str:
+    return render("suite_cpu.md.j2", s=s)
 
 
 def _require_accounting() -> None:
@@ -213,13 +213,13 @@ def main() -> None:
         processes = [p for p in parse_accounting(dumped.stdout) if p.started >= int(started)]
         runs = parse_clock(clock.read_text())
     summary = summarize(processes, runs, wall_s, psutil.cpu_count(), suite.returncode)
-    machine = f"{time.strftime('%Y-%m-%d')} on {psutil.cpu_count()} CPU cores, " + (
+    summary["measured"] = f"{time.strftime('%Y-%m-%d')} on {psutil.cpu_count()} CPU cores, " + (
         f"{platform.system()} {platform.machine()}, Python {platform.python_version()}"
     )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "suite_cpu.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (RESULTS / "suite_cpu.md").write_text(markdown(summary, machine))
-    print(markdown(summary, machine))
+    (RESULTS / "suite_cpu.md").write_text(markdown(summary))
+    print(markdown(summary))
     sys.exit(suite.returncode)
 
 

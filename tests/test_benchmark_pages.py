@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from benchmarks import full_size, run, sweep, team
+from benchmarks import full_size, run, suite_cpu, sweep, team
 from benchmarks.pages import duration, render
 from benchmarks.run import RESULTS
 
@@ -25,6 +25,7 @@ def page(name: str) -> str:
 def test_each_results_page_is_its_json_rendered():
     assert run.markdown(results("latest")) == page("latest")
     assert team.markdown(results("team")) == page("team")
+    assert suite_cpu.markdown(results("suite_cpu")) == page("suite_cpu")
     measured = results("full_size")
     assert full_size.full_size_table(measured["machine"], measured["rows"]) == page("full_size")
     (date,) = re.findall(r"^Measured (\d{4}-\d\d-\d\d) ", page("sweep"))

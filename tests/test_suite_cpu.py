@@ -94,7 +94,7 @@ def test_the_results_set_the_cpu_floor_against_the_ten_minute_budget():
     processes = [Process("python", 5, 1, 300.0, t, 120), Process("dvc", 6, 5, 1300.0, t + 1, 90)]
     summary = summarize(processes, runs, wall_s=810.0, cores=2, exit_code=0)
     assert summary["floor_s"] == 800.0 and summary["cpu_allowed_s"] == 1200
-    shown = markdown(summary, "today")
+    shown = markdown({**summary, "measured": "today"})
     assert "| the least wall time that CPU allows on 2 cores | 800 s |" in shown
     assert "| tests/test_a.py | 1300 | 81% |" in shown and "exit code 0" in shown
 
