@@ -90,6 +90,20 @@ def test_a_signal_to_the_client_reaches_the_stage(stage_dir):
     assert not alive
 
 
+def test_a_handed_stage_shows_in_ps_as_its_own_process_would(stage_dir):
+    """Not under the server's name, which its fork inherits: `ps`, `keras-exercises warm`
+    and whatever stops the servers by name tell a stage from a server."""
+    client = start_client(stage_dir, {"KERAS_EXERCISES_FAKE_SLEEP": "60"})
+    try:
+        wait_for(stage_dir / "started")
+        stage = psutil.Process(json.loads(client.stdout.readline())["pid"])
+        assert " ".join(stage.cmdline()).rstrip() == f"{sys.executable} -m fake_stage"
+        assert warm_status.TITLE not in " ".join(stage.cmdline())
+    finally:
+        client.kill()
+        client.wait()
+
+
 def test_a_client_killed_outright_takes_its_stage_and_what_it_started_with_it(stage_dir):
     client = start_client(
         stage_dir, {"KERAS_EXERCISES_FAKE_SLEEP": "60", "KERAS_EXERCISES_FAKE_CHILD": "1"}

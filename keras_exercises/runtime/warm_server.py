@@ -318,6 +318,9 @@ def _become_stage(conn: socket.socket) -> None:
             os.environ.update(request["env"])
             sys.path[:] = request["path"]
             sys.argv[:] = request["argv"]
+            # in `ps`, what a process of its own shows, not the server's name it inherited
+            command = [sys.executable, "-m", request["module"], *sys.argv[1:]]
+            sys.modules["setproctitle"].setproctitle(" ".join(command))
             # the streams were made for the server's /dev/null: buffer as the client's would
             line_buffered = not os.environ.get("PYTHONUNBUFFERED")
             sys.stdout.reconfigure(line_buffering=os.isatty(1) and line_buffered)
@@ -350,14 +353,11 @@ def _customize() -> None:
             importlib.import_module(name)
         except Exception as exc:  # there being none is no failure; its own imports failing is
             if not (isinstance(exc, ImportError) and exc.name == name):
-                _report_failed(name, exc)
-
-
-def _report_failed(name: str, exc: Exception) -> None:
-    print(
-        f"Error in {name}; set PYTHONVERBOSE for traceback:\n{type(exc).__name__}: {exc}",
-        file=sys.stderr,
-    )
+                print(
+                    f"Error in {name}; set PYTHONVERBOSE for traceback:\n"
+                    f"{type(exc).__name__}: {exc}",
+                    file=sys.stderr,
+                )
 
 
 def _run(module: str) -> int:
