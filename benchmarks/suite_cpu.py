@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,20 +175,33 @@ def _require_accounting() -> None:
         )
 
 
-def stop_warm_interpreters(since: float, timeout: float = 60) -> list[int]:
+def warm_interpreters(processes: Iterable[psutil.Process] | None = None) -> set[int]:
+    """The pids of the warm interpreters among `processes` (every process on the machine
+    unless given), by the name each gives itself in `ps`: each test's copy of the project
+    starts its own copy's server, in runtime folders `keras-exercises warm stop` does not
+    look in."""
+    found = set()
+    for process in psutil.process_iter() if processes is None else processes:
+        with contextlib.suppress(psutil.Error):  # ended meanwhile
+            if warm_status.TITLE in " ".join(process.cmdline()):
+                found.add(process.pid)
+    return found
+
+
+def stop_warm_interpreters(
+    left_running: set[int], processes: Iterable[psutil.Process] | None = None
+) -> list[int]:
     """The suite's warm interpreters outlive it by their idle time: ended now, they and what
-    they ran are in the accounting. Returns the pids ended."""
-    # by the name each gives itself in `ps`: each test's copy of the project starts its
-    # own copy's server, in runtime folders `keras-exercises warm stop` does not look in
+    they ran are in the accounting. Those in `left_running` (running before the suite) are
+    not the suite's. Returns the pids ended."""
     servers = []
-    for process in psutil.process_iter(["cmdline", "create_time"]):
-        command = " ".join(process.info["cmdline"] or [])
-        if warm_status.TITLE in command and process.info["create_time"] >= since:
-            with contextlib.suppress(psutil.Error):  # it ended by itself meanwhile
-                process.terminate()
-                servers.append(process)
+    for pid in sorted(warm_interpreters(processes) - left_running):
+        with contextlib.suppress(psutil.Error):  # it ended by itself meanwhile
+            server = psutil.Process(pid)
+            server.terminate()
+            servers.append(server)
     # a server lets its running stage finish first; one still running is not counted
-    psutil.wait_procs(servers, timeout=timeout)
+    psutil.wait_procs(servers, timeout=60)
     return [server.pid for server in servers]
 
 
@@ -198,7 +212,13 @@ def main() -> None:
         accounting, clock = Path(tmp) / "pacct", Path(tmp) / "clock"
         accounting.touch()
         subprocess.run(["accton", str(accounting)], check=True, capture_output=True)
-        started = time.time()
+        started, left_running = time.time(), warm_interpreters()
+        if left_running:  # they may serve the suite's stages, their imports paid already
+            print(
+                f"warning: {len(left_running)} warm interpreter(s) ran before the suite: what "
+                "they do for it is not counted. `keras-exercises warm stop` first.",
+                file=sys.stderr,
+            )
         try:
             suite = subprocess.run(
                 [sys.executable, "-m", "pytest", "-p", "benchmarks.suite_clock", *sys.argv[1:]],
@@ -206,7 +226,7 @@ def main() -> None:
                 env={**os.environ, CLOCK_ENV: str(clock)},
             )
             wall_s = time.time() - started
-            stop_warm_interpreters(started)
+            stop_warm_interpreters(left_running)
         finally:
             subprocess.run(["accton", "off"], check=True, capture_output=True)
         dumped = subprocess.run(["dump-acct", str(accounting)], capture_output=True, text=True)

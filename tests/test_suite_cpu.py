@@ -138,29 +138,32 @@ def test_without_accounting_the_benchmark_says_what_to_install(monkeypatch):
 
 def test_the_suites_warm_interpreters_are_ended_so_that_their_cpu_is_counted(tmp_path):
     """Found by the name they give themselves in `ps` (a script's path no longer shows),
-    those started since the suite began and no others; each waited for, as the kernel
-    writes its record only once it has ended."""
+    those the suite started and no others; each waited for, as the kernel writes its record
+    only once it has ended. Among this test's own processes: the suite's tests run beside
+    it, with servers of their own."""
     named = (
         "import sys, time; from keras_exercises.runtime.warm_server import _name_the_process; "
         "_name_the_process(sys.argv[1] + '/s.sock', ['json']); print(flush=True); time.sleep(60)"
     )
+    plain = "import time; print(flush=True); time.sleep(60)"
 
-    def server() -> subprocess.Popen:
+    def started(code: str) -> subprocess.Popen:
         process = subprocess.Popen(
-            [sys.executable, "-c", named, str(tmp_path)], stdout=subprocess.PIPE, cwd=ROOT
+            [sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, cwd=ROOT
         )
-        process.stdout.readline()  # named
+        process.stdout.readline()  # named, if it names itself
         return process
 
-    earlier = server()
-    # on psutil's clock, which counts from the boot's whole second: not time.time()'s
-    since = psutil.Process(earlier.pid).create_time() + 0.01
-    time.sleep(0.05)
-    later = server()
+    earlier = started(named)  # running before the suite
+    left_running = suite_cpu.warm_interpreters([psutil.Process(earlier.pid)])
+    later, other = started(named), started(plain)
+    ours = [psutil.Process(p.pid) for p in (earlier, later, other)]
     try:
-        assert suite_cpu.stop_warm_interpreters(since) == [later.pid]
-        assert later.poll() is not None and earlier.poll() is None
+        assert left_running == {earlier.pid}
+        assert suite_cpu.stop_warm_interpreters(left_running, ours) == [later.pid]
+        assert later.poll() is not None
+        assert earlier.poll() is None and other.poll() is None
     finally:
-        for process in (earlier, later):
+        for process in (earlier, later, other):
             process.kill()
             process.wait()
