@@ -19,6 +19,15 @@ from keras_exercises.tracking.failures import WAIT_ENV
 from tests.support.services import free_port
 
 
+def connecting_fails(monkeypatch, uri: str, wait: str) -> str:
+    """What store.connect() to `uri` says when it fails, having waited up to `wait` s."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv(WAIT_ENV, wait)
+    with pytest.raises(PipelineError) as caught:
+        store.connect()
+    return str(caught.value)
+
+
 def test_connect_makes_the_store_and_tags_the_experiment_once(local_store, project_dir):
     experiment_id, client = local_store
     assert (project_dir / "mlruns" / "mlflow.db").is_file()
@@ -33,11 +42,7 @@ def test_an_unreachable_server_is_waited_for_then_one_message_with_the_fix(
     local_store, monkeypatch, capfd, environment_restored
 ):
     uri = f"http://127.0.0.1:{free_port()}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.setenv(WAIT_ENV, "1")
-    with pytest.raises(PipelineError) as caught:
-        store.connect()
-    message = str(caught.value)
+    message = connecting_fails(monkeypatch, uri, wait="1")
     assert message.startswith(
         f"the MLflow tracking server at {uri} did not answer while connecting (connection "
         "refused), and was not back within 1 s. Start it"
@@ -87,18 +92,15 @@ def test_a_server_that_answers_with_server_errors_is_waited_for_and_named(
     server = ThreadingHTTPServer(("127.0.0.1", 0), FailingWrites)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     uri = f"http://127.0.0.1:{server.server_address[1]}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.setenv(WAIT_ENV, "1")
     try:
-        with pytest.raises(PipelineError) as caught:
-            store.connect()
+        message = connecting_fails(monkeypatch, uri, wait="1")
     finally:
         server.shutdown()
     assert len(writes) == 0 if reads_fail else len(writes) > 1, writes  # tried again
-    assert str(caught.value).startswith(
+    assert message.startswith(
         f"the MLflow tracking server at {uri} answered with server errors (HTTP 503) while "
         "connecting, and still did after 1 s: it is up, but failing. Its log says why"
-    ), caught.value
+    ), message
     said = capfd.readouterr().err
     waiting = f"The MLflow tracking server at {uri} answers with server errors (HTTP 503): "
     assert said.count(waiting + f"waiting up to 1 s for it ({WAIT_ENV}).") == 1, said
@@ -131,14 +133,11 @@ def test_credentials_in_a_tracking_uri_are_never_written_or_shown(
     local = "sqlite:////home/a@b/mlruns/mlflow.db?timeout=60"  # an @ in a path is no user
     assert store.without_credentials(local) == local
     uri = f"http://alice:s3cret@127.0.0.1:{free_port()}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.setenv(WAIT_ENV, "0")
     try:
-        with pytest.raises(PipelineError) as caught:
-            store.connect()
+        message = connecting_fails(monkeypatch, uri, wait="0")
         address = uri.replace("alice:s3cret@", "")
-        assert f"at {address} did not answer" in str(caught.value)
-        assert "s3cret" not in str(caught.value)
+        assert f"at {address} did not answer" in message
+        assert "s3cret" not in message
         # MLflow itself never sees them (it prints its URI in every run's link): the login
         # goes where MLflow reads logins from, for this process and its subprocesses
         assert mlflow.get_tracking_uri() == address == os.environ["MLFLOW_TRACKING_URI"]
