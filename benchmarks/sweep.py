@@ -40,7 +40,7 @@ from benchmarks.run import RESULTS
 from keras_exercises.data.mirror import build_mirror
 from tests.conftest import shrink
 from tests.support.networked import git_daemon, put_online
-from tests.support.project_copy import ROOT, copy_project, git
+from tests.support.project_copy import ROOT, copy_project, git, set_dvc_remote
 from tests.support.services import S3_CREDENTIALS, plain_mlflow_server, s3_endpoint
 
 GRID = [
@@ -63,8 +63,7 @@ def project(base: Path, name: str, params: dict) -> Path:
     subprocess.run(["git", "init", "-q", "--bare", str(origin)], check=True)
     copy = copy_project(base / name / "project", yaml.safe_dump(params, sort_keys=False))
     git(copy, "remote", "add", "origin", str(origin))
-    remote = ["dvc", "remote", "add", "-d", "store", str(base / name / "dvc-remote")]
-    subprocess.run(remote, cwd=copy, check=True, capture_output=True)
+    set_dvc_remote(copy, str(base / name / "dvc-remote"))
     git(copy, "commit", "-qam", "a DVC remote")
     git(copy, "push", "-q", "origin", "HEAD:refs/heads/main")
     return copy

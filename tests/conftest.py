@@ -18,7 +18,7 @@ import yaml
 from filelock import FileLock
 
 from keras_exercises.data.mirror import build_mirror
-from tests.support.project_copy import ROOT, copy_project, git
+from tests.support.project_copy import ROOT, copy_project, git, set_dvc_remote
 
 
 def shrink(params: dict, mirror: str | None) -> dict:
@@ -199,8 +199,7 @@ def pushed_project(project: Path, tmp_path: Path, monkeypatch) -> Path:
     origin = tmp_path / "origin.git"
     subprocess.run(["git", "init", "-q", "--bare", str(origin)], check=True)
     git(project, "remote", "add", "origin", str(origin))
-    remote = ["dvc", "remote", "add", "-d", "store", str(tmp_path / "dvc-remote")]
-    subprocess.run(remote, cwd=project, check=True, capture_output=True)
+    set_dvc_remote(project, str(tmp_path / "dvc-remote"))
     git(project, "commit", "-qam", "a DVC remote")
     git(project, "push", "-q", "origin", "HEAD:refs/heads/main")
     monkeypatch.chdir(project)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 
 import pytest
 
@@ -18,7 +17,7 @@ from keras_exercises.sweep.node_task import StageOutcome
 from keras_exercises.sweep.plan import Plan, PlannedStage
 from keras_exercises.sweep.schedule import run_plan
 from tests.support.networked import git_daemon
-from tests.support.project_copy import git
+from tests.support.project_copy import git, set_dvc_remote
 from tests.support.ray_join import join, last_line
 from tests.support.services import free_port
 from tests.support.sweeps import NO_DASHBOARD, RATES
@@ -172,7 +171,7 @@ def test_a_cluster_of_several_nodes_refuses_what_only_this_machine_reaches(
         error = refusal()
         assert error.startswith(f"error: the DVC remote is {tmp_path / 'dvc-remote'}"), error
         assert "`dvc remote modify <name> url <s3://, ssh://, ...>`" in error
-        subprocess.run(["dvc", "remote", "add", "-f", "-d", "store", "s3://sweep/dvc"], check=True)
+        set_dvc_remote(pushed_project, "s3://sweep/dvc")
         git(pushed_project, "commit", "-qam", "the DVC remote on S3")
         git(pushed_project, "push", "-q", "origin", "HEAD:refs/heads/main")
         error = refusal()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.support.project_copy import git
+from tests.support.project_copy import git, set_dvc_remote
 from tests.support.services import S3_CREDENTIALS, S3Endpoint, free_port, stop
 
 BUCKET = "sweep"
@@ -46,11 +46,7 @@ def put_online(project: Path, origin_url: str, s3: S3Endpoint) -> None:
     `s3`, commit and push."""
     s3.create_bucket(BUCKET)
     git(project, "remote", "set-url", "origin", origin_url)
-    for command in (
-        ["dvc", "remote", "add", "-f", "-d", "store", f"s3://{BUCKET}/dvc"],
-        ["dvc", "remote", "modify", "store", "endpointurl", s3.url],
-    ):
-        subprocess.run(command, cwd=project, check=True, capture_output=True)
+    set_dvc_remote(project, f"s3://{BUCKET}/dvc", endpointurl=s3.url)
     git(project, "commit", "-qam", "the DVC remote on S3")
     git(project, "push", "-q", "origin", "HEAD:refs/heads/main")
 

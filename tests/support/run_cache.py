@@ -4,12 +4,11 @@ reaches the remote's run-cache when a push stops midway."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import yaml
 
-from tests.support.project_copy import ROOT, git
+from tests.support.project_copy import ROOT, git, set_dvc_remote
 
 # `first` writes something new each run, as a training stage does (its MLflow run's id);
 # `second` the same each run, unless it thinks it runs in a warm interpreter (a sweep's task
@@ -37,6 +36,8 @@ stages:
 
 def two_stage_repo(repo: Path, remote: Path) -> str:
     """Make the project in `repo`, its default DVC remote `remote`; return its commit."""
+    from dvc.repo import Repo
+
     repo.mkdir()
     # the sweep's tasks run the commit's own keras_exercises, and check it is theirs
     package = [name for name in git(ROOT, "ls-files", "keras_exercises").split("\n") if name]
@@ -46,8 +47,8 @@ def two_stage_repo(repo: Path, remote: Path) -> str:
     git(repo, "init", "-q")
     git(repo, "config", "user.name", "test")
     git(repo, "config", "user.email", "test@localhost")
-    subprocess.run(["dvc", "init", "-q"], cwd=repo, check=True)
-    subprocess.run(["dvc", "remote", "add", "-d", "store", str(remote)], cwd=repo, check=True)
+    Repo.init(repo).close()
+    set_dvc_remote(repo, str(remote))
     (repo / "dvc.yaml").write_text(PIPELINE)
     (repo / "params.yaml").write_text("seeds: [1]\n")
     (repo / "input.txt").write_text("input")
