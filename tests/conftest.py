@@ -83,10 +83,12 @@ def no_stray_mlflow_store():
 
 
 @pytest.fixture
-def ray_auth_mode_restored(monkeypatch, tmp_path):
+def ray_environment_restored(monkeypatch, tmp_path, environment_restored):
     """connect() may turn Ray's token mode on in this process, as `ray start` would; and
     does where this machine has a token (~/.ray/auth_token, from any `ray get-auth-token
-    --generate` here), which the tests' clusters, started without one, are not given."""
+    --generate` here), which the tests' clusters, started without one, are not given. Ray
+    also leaves its debugger's hook in PYTHONBREAKPOINT, which would give the stages of the
+    tests after it warm interpreters of their own."""
     from keras_exercises.sweep.joining import AUTH_MODE_ENV
 
     monkeypatch.delenv(AUTH_MODE_ENV, raising=False)

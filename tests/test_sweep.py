@@ -27,13 +27,13 @@ from tests.support.networked import git_daemon, put_online, run_cache_entries
 from tests.support.services import S3_CREDENTIALS, plain_mlflow_server, s3_endpoint
 from tests.support.sweeps import NO_DASHBOARD, RATES
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_auth_mode_restored")]
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_environment_restored")]
 
 
 @pytest.fixture
 def s3(monkeypatch):
     """moto's S3 server, its credentials in the environment the cluster's nodes start with."""
-    for name, value in {**S3_CREDENTIALS, "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for name, value in S3_CREDENTIALS.items():
         monkeypatch.setenv(name, value)
     with s3_endpoint() as endpoint:
         yield endpoint
@@ -231,9 +231,6 @@ def test_a_grid_on_two_nodes_comes_home_as_dvc_experiments(
     answers = finished / "reports/answers.json"
     expected = {"grid-1": answers.read_text()}
     faster = "exercises.ex1.optimizer.learning_rate=0.002"
-    # in the environment the finished pipeline ran in (its project has no S3 remote): its
-    # stages are handed to that run's warm interpreters rather than to new ones
-    monkeypatch.delenv("AWS_DEFAULT_REGION")
     dvc(finished, "exp", "run", "-n", "local-2", "-S", faster)
     expected["grid-2"] = answers.read_text()
     for name, text in expected.items():

@@ -22,7 +22,7 @@ from tests.support.ray_join import join, last_line
 from tests.support.services import free_port
 from tests.support.sweeps import NO_DASHBOARD, RATES
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_auth_mode_restored")]
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_environment_restored")]
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +129,34 @@ def test_stages_that_run_tensorflow_go_to_the_node_with_a_gpu(gpu_cluster):
             assert (outcome.node, outcome.host) == (gpu_cluster.gpu_node.node_id, "1"), key
         else:
             assert outcome.host == "0", key
+
+
+def test_a_stage_gets_the_nodes_environment_and_so_its_warm_interpreters(gpu_cluster):
+    """Ray's worker sets variables for itself that the node was not started with; a stage
+    gets the node's own environment, as `dvc repro` there would, and so the warm
+    interpreters of the node's own runs (here: of this process, which started the nodes)."""
+    import ray
+
+    from keras_exercises.runtime.warm_start import server_environment
+
+    def environments() -> tuple[dict, dict]:  # shipped by value
+        import os
+
+        from keras_exercises.sweep.node_task import node_environment
+
+        return dict(os.environ), node_environment()
+
+    here = server_environment()  # before Ray sets its debugger's hook in this process too
+    connect(gpu_cluster.address)
+    try:
+        workers, stages = ray.get(ray.remote(num_cpus=1)(environments).remote())
+    finally:
+        ray.shutdown()
+    added = {"OMP_NUM_THREADS": "1", "PYTHONBREAKPOINT": "ray.util.rpdb.set_trace"}
+    assert added.items() <= workers.items() and "SPT_NOENV" in workers
+    assert not {*added, "SPT_NOENV"} & set(stages)
+    assert server_environment(stages) == here
+    assert server_environment(workers) != here
 
 
 def test_a_token_the_cluster_does_not_use_is_named_with_its_fix(gpu_cluster, tmp_path):

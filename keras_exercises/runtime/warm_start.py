@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from keras_exercises.runtime import warm_server
@@ -255,11 +256,12 @@ def _start_server(
     )
 
 
-def server_environment() -> dict[str, str]:
-    """The environment a server for this process imports with, and is told apart by."""
+def server_environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a server for a process of environment `env` (this one's unless
+    given) imports with, and is told apart by."""
     return {
         name: "set" if name in _PRESENCE_ONLY else value
-        for name, value in sorted(os.environ.items())
+        for name, value in sorted((os.environ if env is None else env).items())
         if _shapes_imports(name)
     }
 

@@ -149,7 +149,7 @@ def finish_on_node(job: PointJob, node: str, stages: tuple[StageOutcome, ...]) -
             "remote": job.git_remote,
             "commit": job.source.commit,
         }
-        _run_in_clone(work, "homecoming", task, {**os.environ, "PYTHONUNBUFFERED": "1"})
+        _run_in_clone(work, "homecoming", task, {**node_environment(), "PYTHONUNBUFFERED": "1"})
     return PointOutcome(job.point.name, node, time.monotonic() - started, time.time())
 
 
@@ -185,12 +185,34 @@ def _same_sweep_code(work: Path, commit: str) -> None:
         )
 
 
+# What Ray's worker sets for itself (its debugger's hook, setproctitle's switch, one OpenMP
+# thread per CPU of the task), which the node was not started with
+_RAY_WORKERS_OWN = ("OMP_NUM_THREADS", "PYTHONBREAKPOINT", "SPT_NOENV")
+
+
+def node_environment() -> dict[str, str]:
+    """This Ray worker's environment less what the worker set for itself: the node's own, as
+    `dvc repro` there gets it. A stage then runs as it would there, and shares the warm
+    interpreters of the node's own runs (warm_start.py tells them apart by environment)."""
+    import psutil
+
+    env = dict(os.environ)
+    try:  # the raylet's environment is the node's as started
+        started_with = psutil.Process(int(env["RAY_RAYLET_PID"])).environ()
+    except (KeyError, ValueError, psutil.Error):  # not in a Ray worker, or not readable
+        return env
+    for name in _RAY_WORKERS_OWN:
+        if name not in started_with:
+            env.pop(name, None)
+    return env
+
+
 def _stage_env(job: StageJob, node: str) -> dict[str, str]:
     """The node's own environment (its credentials stay there), plus where to log and what
     to tag the runs with. A stage that serves one grid point runs as that DVC experiment;
     one shared by several, under the sweep's name."""
     return {
-        **os.environ,
+        **node_environment(),
         "MLFLOW_TRACKING_URI": job.tracking_uri,
         "DVC_EXP_NAME": job.points[0] if len(job.points) == 1 else job.sweep,
         SWEEP_ENV: job.sweep,

@@ -46,7 +46,9 @@ def put_online(project: Path, origin_url: str, s3: S3Endpoint) -> None:
     `s3`, commit and push."""
     s3.create_bucket(BUCKET)
     git(project, "remote", "set-url", "origin", origin_url)
-    set_dvc_remote(project, f"s3://{BUCKET}/dvc", endpointurl=s3.url)
+    # the region in DVC's config rather than AWS_DEFAULT_REGION: the nodes' environment then
+    # is the one the finished pipeline ran in, and their stages share its warm interpreters
+    set_dvc_remote(project, f"s3://{BUCKET}/dvc", endpointurl=s3.url, region="us-east-1")
     git(project, "commit", "-qam", "the DVC remote on S3")
     git(project, "push", "-q", "origin", "HEAD:refs/heads/main")
 
