@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import gc
 import hashlib
 import os
 import re
@@ -68,6 +69,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return (0 if item.path.name in LONGEST else tier), -tests_in[item.path]
 
     items.sort(key=weight)  # stable: within a file, collection order
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # What the test modules imported (MLflow, Ray, DVC, boto: millions of objects) lives to
+    # the end: out of the collector's sight, each full collection (Python's own while tests
+    # run, pytest's five at the end to find unraisable exceptions) skips them
+    gc.freeze()
 
 
 @pytest.fixture(scope="session", autouse=True)
