@@ -239,7 +239,8 @@ def test_every_variable_the_preloads_read_at_import_makes_a_server_of_its_own(tm
     assert done.returncode == 0, done.stderr
     read = json.loads(done.stdout.splitlines()[-1])
     assert "MLFLOW_LOGGING_LEVEL" in read and "TF_USE_LEGACY_KERAS" in read  # it records
-    assert [name for name in read if not warm_start._shapes_imports(name)] == []
+    left_out = [name for name in read if not warm_start._shapes_imports(name)]
+    assert left_out == sorted(warm_start.INERT_AT_IMPORT)  # each with its reason
 
 
 def test_what_the_running_test_is_called_makes_no_server_of_its_own(stage_dir):
@@ -250,6 +251,15 @@ def test_what_the_running_test_is_called_makes_no_server_of_its_own(stage_dir):
     assert json.loads(run_client(stage_dir, named).stdout)["server"] == one
     done = run_client(stage_dir, unset=("PYTEST_CURRENT_TEST",))
     assert json.loads(done.stdout)["server"] != one
+
+
+def test_mlflows_telemetry_session_makes_no_server_of_its_own(stage_dir):
+    """A process that imported MLflow (a sweep's driver, whose local Ray instance starts the
+    stages) passes its telemetry session on: its stages share the servers of a stage
+    started from a shell."""
+    from_shell = run_client(stage_dir, unset=("_MLFLOW_TELEMETRY_SESSION_ID",))
+    from_driver = run_client(stage_dir, {"_MLFLOW_TELEMETRY_SESSION_ID": "0123abcd" * 4})
+    assert json.loads(from_driver.stdout)["server"] == json.loads(from_shell.stdout)["server"]
 
 
 @pytest.mark.slow

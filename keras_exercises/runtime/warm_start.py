@@ -93,6 +93,10 @@ _LOGIN_SUFFIXES += ("_API_KEY",)
 # read at import only for whether it is set: pytest names the running test in it, and MLflow
 # takes any value as "under test" (telemetry/utils.py), so each test needs no server of its own
 _PRESENCE_ONLY = {"PYTEST_CURRENT_TEST"}
+# read at import only to name MLflow's telemetry session (a random id where unset), which
+# changes nothing a stage does; but every process that imports MLflow sets it for what it
+# starts, a sweep's driver for the local Ray instance it starts and so every stage there
+INERT_AT_IMPORT = {"_MLFLOW_TELEMETRY_SESSION_ID"}
 INSTALLED_SUFFIXES = (".dist-info", ".egg-info")
 _MAX_SOCKET_PATH = 107  # bytes, on Linux
 _START_TIMEOUT = 300  # seconds: two loaded cores took over two minutes to import it all
@@ -270,7 +274,10 @@ def _shapes_imports(name: str) -> bool:
     if name == IDLE:  # the server's own setting
         return True
     return not (
-        name in _PER_STAGE or name.startswith(_PER_STAGE_PREFIXES) or name.endswith(_LOGIN_SUFFIXES)
+        name in _PER_STAGE
+        or name in INERT_AT_IMPORT
+        or name.startswith(_PER_STAGE_PREFIXES)
+        or name.endswith(_LOGIN_SUFFIXES)
     )
 
 
