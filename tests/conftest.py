@@ -20,6 +20,7 @@ from filelock import FileLock
 
 from keras_exercises.data.mirror import build_mirror
 from tests.support.project_copy import ROOT, copy_project, git, set_dvc_remote
+from tests.support.sweeps import ray_without_token
 
 
 def shrink(params: dict, mirror: str | None) -> dict:
@@ -91,16 +92,11 @@ def no_stray_mlflow_store():
 
 
 @pytest.fixture
-def ray_environment_restored(monkeypatch, tmp_path, environment_restored):
-    """connect() may turn Ray's token mode on in this process, as `ray start` would; and
-    does where this machine has a token (~/.ray/auth_token, from any `ray get-auth-token
-    --generate` here), which the tests' clusters, started without one, are not given. Ray
-    also leaves its debugger's hook in PYTHONBREAKPOINT, which would give the stages of the
-    tests after it warm interpreters of their own."""
-    from keras_exercises.sweep.joining import AUTH_MODE_ENV
-
-    monkeypatch.delenv(AUTH_MODE_ENV, raising=False)
-    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "no-token-here"))
+def ray_environment_restored(tmp_path):
+    """No token mode left on for the tests after (ray_without_token), nor Ray's debugger
+    hook in PYTHONBREAKPOINT, which would give their stages warm interpreters of their own."""
+    with ray_without_token(tmp_path):
+        yield
 
 
 @pytest.fixture

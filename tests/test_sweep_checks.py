@@ -164,6 +164,9 @@ def test_leaving_ends_rays_autoscaler_monitor_without_its_second_of_grace(tmp_pa
             process.wait()
 
 
+# connect() turns Ray's token mode on in this process where the machine has a token: left
+# on, the next cluster this worker starts would want one
+@pytest.mark.usefixtures("ray_environment_restored")
 @pytest.mark.parametrize("failures, joined", [(3, True), (4, False)])
 def test_a_ray_client_server_that_dies_as_it_starts_is_tried_again(monkeypatch, failures, joined):
     """Ray's race (ray-project/ray#63202), with the message the Ray Client raises for it: up

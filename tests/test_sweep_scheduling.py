@@ -20,24 +20,26 @@ from tests.support.networked import git_daemon
 from tests.support.project_copy import git, set_dvc_remote
 from tests.support.ray_join import join, last_line
 from tests.support.services import free_port
-from tests.support.sweeps import NO_DASHBOARD, RATES
+from tests.support.sweeps import NO_DASHBOARD, RATES, ray_without_token
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_environment_restored")]
 
 
 @pytest.fixture(scope="module")
-def gpu_cluster():
+def gpu_cluster(tmp_path_factory):
     """A head that runs no task (with a Ray Client server, for `ray://` addresses), a node
-    of two CPUs and one of two CPUs and a logical GPU."""
+    of two CPUs and one of two CPUs and a logical GPU; without token authentication, as the
+    tests join it, whatever an earlier test left set."""
     from ray.cluster_utils import Cluster
 
     client_port = free_port()
-    cluster = Cluster(
-        initialize_head=True,
-        head_node_args={"num_cpus": 0, "ray_client_server_port": client_port, **NO_DASHBOARD},
-    )
-    cluster.add_node(num_cpus=2)
-    cluster.gpu_node = cluster.add_node(num_cpus=2, num_gpus=1)
+    with ray_without_token(tmp_path_factory.mktemp("ray")):
+        cluster = Cluster(
+            initialize_head=True,
+            head_node_args={"num_cpus": 0, "ray_client_server_port": client_port, **NO_DASHBOARD},
+        )
+        cluster.add_node(num_cpus=2)
+        cluster.gpu_node = cluster.add_node(num_cpus=2, num_gpus=1)
     cluster.client_address = f"ray://127.0.0.1:{client_port}"
     cluster.wait_for_nodes()
     yield cluster
