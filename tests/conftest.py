@@ -19,6 +19,7 @@ import yaml
 from filelock import FileLock
 
 from keras_exercises.data.mirror import build_mirror
+from tests.support.environment import environment_kept
 from tests.support.project_copy import ROOT, copy_project, git, set_dvc_remote
 from tests.support.sweeps import ray_without_token
 
@@ -142,10 +143,8 @@ def local_store(project_dir):
 def environment_restored():
     """connect() to a server sets MLflow's retry and login variables for the stage's whole
     process; a test's must not reach the tests after it."""
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
+    with environment_kept():
+        yield
 
 
 @pytest.fixture(scope="session")

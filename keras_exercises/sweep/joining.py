@@ -122,8 +122,13 @@ def _token_where_ray_start_would() -> None:
     token_file = os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token"
     if os.environ.get("RAY_AUTH_TOKEN") or Path(token_file).is_file():
         os.environ[AUTH_MODE_ENV] = "token"
-        if "ray._raylet" in sys.modules:  # Ray read its config at import: again, as it does
-            sys.modules["ray._raylet"].Config.initialize("")
+        ray_reads_its_auth_mode()
+
+
+def ray_reads_its_auth_mode() -> None:
+    """Ray reads RAY_AUTH_MODE into its config when it is imported: again, once changed."""
+    if "ray._raylet" in sys.modules:
+        sys.modules["ray._raylet"].Config.initialize("")
 
 
 def _token_refused(address: str | None) -> str:

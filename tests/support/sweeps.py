@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
+
+from tests.support.environment import environment_kept
 
 # two points: exercise 1's learning rate, everything else shared
 RATES = "exercises.ex1.optimizer.learning_rate=0.001,0.002"
@@ -21,20 +22,13 @@ def ray_without_token(folder: Path) -> Iterator[None]:
     --generate` or local `ray.init` here): connect() turns it on where there is one, as
     `ray start` would, and the tests' clusters are started without. The whole environment
     comes back after."""
-    from keras_exercises.sweep.joining import AUTH_MODE_ENV
+    from keras_exercises.sweep.joining import AUTH_MODE_ENV, ray_reads_its_auth_mode
 
-    saved = dict(os.environ)
-    os.environ.pop(AUTH_MODE_ENV, None)
-    os.environ["RAY_AUTH_TOKEN_PATH"] = str(folder / "no-token-here")
-    _ray_reads_its_config_again()
     try:
-        yield
+        with environment_kept():
+            os.environ.pop(AUTH_MODE_ENV, None)
+            os.environ["RAY_AUTH_TOKEN_PATH"] = str(folder / "no-token-here")
+            ray_reads_its_auth_mode()
+            yield
     finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        _ray_reads_its_config_again()
-
-
-def _ray_reads_its_config_again() -> None:
-    if "ray._raylet" in sys.modules:  # as connect() does once it sets the auth mode
-        sys.modules["ray._raylet"].Config.initialize("")
+        ray_reads_its_auth_mode()  # from the environment as it was
