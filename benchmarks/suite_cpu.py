@@ -175,6 +175,21 @@ def _require_accounting() -> None:
         )
 
 
+def require_suite_recorded(processes: Iterable[Process], suite_pid: int, folder: Path) -> None:
+    """The kernel writes no records while free space where they go is below the share in
+    /proc/sys/kernel/acct (2 %), and says so nowhere: a suite without its own record was
+    not measured, and a table of zeros must not pass for one."""
+    if not any(process.pid == suite_pid for process in processes):
+        free = shutil.disk_usage(folder).free / shutil.disk_usage(folder).total
+        raise SystemExit(
+            "error: the kernel recorded no end for the suite's own pytest process, so its "
+            f"CPU was not counted: process accounting stops writing while free space in "
+            f"{folder} is below the threshold in /proc/sys/kernel/acct (free now: "
+            f"{free:.1%}). Free disk space there (or point TMPDIR at a disk with room) and "
+            "run the benchmark again."
+        )
+
+
 def warm_interpreters(processes: Iterable[psutil.Process] | None = None) -> set[int]:
     """The pids of the warm interpreters among `processes` (every process on the machine
     unless given), by the name each gives itself in `ps`: each test's copy of the project
@@ -220,17 +235,19 @@ def main() -> None:
                 file=sys.stderr,
             )
         try:
-            suite = subprocess.run(
+            suite = subprocess.Popen(
                 [sys.executable, "-m", "pytest", "-p", "benchmarks.suite_clock", *sys.argv[1:]],
                 cwd=root,
                 env={**os.environ, CLOCK_ENV: str(clock)},
             )
+            suite.wait()
             wall_s = time.time() - started
             stop_warm_interpreters(left_running)
         finally:
             subprocess.run(["accton", "off"], check=True, capture_output=True)
         dumped = subprocess.run(["dump-acct", str(accounting)], capture_output=True, text=True)
         processes = [p for p in parse_accounting(dumped.stdout) if p.started >= int(started)]
+        require_suite_recorded(processes, suite.pid, Path(tmp))
         runs = parse_clock(clock.read_text())
     summary = summarize(processes, runs, wall_s, psutil.cpu_count(), suite.returncode)
     summary["measured"] = f"{time.strftime('%Y-%m-%d')} on {psutil.cpu_count()} CPU cores, " + (

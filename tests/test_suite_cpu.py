@@ -136,6 +136,17 @@ def test_without_accounting_the_benchmark_says_what_to_install(monkeypatch):
     assert "apt-get install -y acct" in str(stopped.value) and "root" in str(stopped.value)
 
 
+def test_a_suite_the_kernel_did_not_record_is_refused_with_the_cause(tmp_path):
+    """As on a disk over 98 % full: the kernel drops its records and the table read zero."""
+    recorded = parse_accounting(DUMPED)
+    suite_cpu.require_suite_recorded(recorded, 10030, tmp_path)
+    with pytest.raises(SystemExit) as stopped:
+        suite_cpu.require_suite_recorded(recorded, 4242, tmp_path)
+    message = str(stopped.value)
+    assert "no end for the suite's own pytest process" in message
+    assert "/proc/sys/kernel/acct" in message and f"free space in {tmp_path}" in message
+
+
 def test_the_suites_warm_interpreters_are_ended_so_that_their_cpu_is_counted(tmp_path):
     """Found by the name they give themselves in `ps` (a script's path no longer shows),
     those the suite started and no others; each waited for, as the kernel writes its record
