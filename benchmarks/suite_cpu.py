@@ -176,17 +176,18 @@ def _require_accounting() -> None:
 
 
 def require_suite_recorded(processes: Iterable[Process], suite_pid: int, folder: Path) -> None:
-    """The kernel writes no records while free space where they go is below the share in
-    /proc/sys/kernel/acct (2 %), and says so nowhere: a suite without its own record was
-    not measured, and a table of zeros must not pass for one."""
+    """The kernel writes no records once free space where they go falls under 2 % (and
+    until it is over 4 %: /proc/sys/kernel/acct), and says so nowhere: a suite without its
+    own record was not measured, and a table of zeros must not pass for one."""
     if not any(process.pid == suite_pid for process in processes):
         free = shutil.disk_usage(folder).free / shutil.disk_usage(folder).total
         raise SystemExit(
             "error: the kernel recorded no end for the suite's own pytest process, so its "
-            f"CPU was not counted: process accounting stops writing while free space in "
-            f"{folder} is below the threshold in /proc/sys/kernel/acct (free now: "
-            f"{free:.1%}). Free disk space there (or point TMPDIR at a disk with room) and "
-            "run the benchmark again."
+            "CPU was not counted: the kernel stops writing process accounting once free "
+            f"space in {folder} falls below a share set in /proc/sys/kernel/acct, and starts "
+            f"again only above a larger one (by default 2 % and 4 %; free now: {free:.1%}). "
+            "Free disk space there (or point TMPDIR at a disk with room) and run the "
+            "benchmark again."
         )
 
 
