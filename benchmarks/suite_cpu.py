@@ -180,7 +180,8 @@ def require_suite_recorded(processes: Iterable[Process], suite_pid: int, folder:
     until it is over 4 %: /proc/sys/kernel/acct), and says so nowhere: a suite without its
     own record was not measured, and a table of zeros must not pass for one."""
     if not any(process.pid == suite_pid for process in processes):
-        free = shutil.disk_usage(folder).free / shutil.disk_usage(folder).total
+        disk = shutil.disk_usage(folder)
+        free = disk.free / disk.total
         raise SystemExit(
             "error: the kernel recorded no end for the suite's own pytest process, so its "
             "CPU was not counted: the kernel stops writing process accounting once free "
